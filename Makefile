@@ -1,0 +1,34 @@
+# lexigram events: the commands a developer and CI use.
+GO ?= go
+PKGS := ./...
+
+.PHONY: all build run test bench bench-quick lint fmt
+
+all: build
+
+build:
+	$(GO) build -o bin/lexigram ./cmd/lexigram
+
+run: build
+	./bin/lexigram serve
+
+test:
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# The figures of docs/benchmarks.md: ours against the raw NATS call, same run.
+bench: build
+	./bin/lexigram bench
+	$(GO) test -run '^$$' -bench . -benchmem ./jetstream/
+
+bench-quick: build
+	./bin/lexigram bench --quick
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	@if $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -version >/dev/null 2>&1; then \
+		$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS); \
+	else echo "staticcheck not available from the module proxy: skipped"; fi
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

@@ -1,0 +1,261 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/lexigram/events/platform"
+)
+
+// JetStream error codes the append path acts on (server errors.json).
+const (
+	codeWrongLastSeq         = 10071 // a conflict, with the current sequence
+	codeWrongLastSeqConstant = 10164 // a conflict, or a write in flight on the subject (replicated streams)
+	codeClusterNotAvailable  = 10008 // no leader yet
+	codeDuplicateInProcess   = 10158 // the same event ID is being stored right now
+	codeExpectedNotReady     = 10163 // a new leader has not caught up yet
+	codeTooManyRequests      = 10167
+	codeBatchTooManyInflight = 10210
+	codeBatchDuplicateMsgID  = 10201 // a resent batch whose events are stored already
+	codeBatchNotEnabled      = 10174
+)
+
+// retry bounds: the server's retryable answers last as long as an election,
+// a few seconds at most.
+const (
+	maxAttempts  = 12
+	firstBackoff = 5 * time.Millisecond
+	maxBackoff   = 500 * time.Millisecond
+)
+
+// Append stores events at the end of the aggregate's history if its
+// version matches expected; several events go in one atomic batch.
+func (s *EventStore) Append(ctx context.Context, stream platform.StreamID, expected platform.ExpectedVersion, events []platform.Envelope) (platform.AppendResult, error) {
+	events = slices.Clone(events) // Prepare completes the envelopes; the caller's stay as they were
+	bodies, err := platform.Prepare(ctx, s.registry, s.codec, stream, events)
+	if err != nil {
+		return platform.AppendResult{}, err
+	}
+	if len(events) > 1 && !s.caps.AtomicBatch {
+		return platform.AppendResult{}, platform.Errorf(platform.CodeUnsupported,
+			"append %d events to %s: multi-event appends need atomic batch publish, from nats-server 2.12; this server is %s: upgrade it, or append one event per call",
+			len(events), stream, s.caps.ServerVersion)
+	}
+	if err := ctx.Err(); err != nil {
+		return platform.AppendResult{}, err
+	}
+	subject := subjectOf(s.opts.SubjectPrefix, stream)
+
+	a := &appendOp{s: s, stream: stream, subject: subject, events: events, bodies: bodies, expected: expected}
+	if err := a.checkSizes(); err != nil {
+		return platform.AppendResult{}, err
+	}
+	return a.run(ctx)
+}
+
+// appendOp is one Append call: what to write and what it expects.
+type appendOp struct {
+	s        *EventStore
+	stream   platform.StreamID
+	subject  string
+	events   []platform.Envelope
+	bodies   [][]byte
+	expected platform.ExpectedVersion
+}
+
+func (a *appendOp) checkSizes() error {
+	for i := range a.events {
+		m := a.s.newMsg(a.subject, &a.events[i], 0, a.bodies[i])
+		if n := msgSize(m) + 64; n > a.s.maxMsg { // 64: the batch headers added later
+			return platform.Errorf(platform.CodeInvalidArgument,
+				"append to %s: event %d (%s) is %d bytes with its headers; the server's max_payload is %d: make the event smaller, or raise max_payload",
+				a.stream, i+1, a.events[i].Type, n, a.s.maxMsg)
+		}
+	}
+	return nil
+}
+
+// run publishes, retrying the server's transient answers, and turns the
+// outcome into a result or a *ConcurrencyError.
+func (a *appendOp) run(ctx context.Context) (platform.AppendResult, error) {
+	base, err := a.base(ctx)
+	if err != nil {
+		return platform.AppendResult{}, err
+	}
+	backoff := firstBackoff
+	resent := false // the events may already be stored by an earlier attempt
+	for attempt := 1; ; attempt++ {
+		res, err := a.publish(ctx, base)
+		if err == nil {
+			return res, nil
+		}
+		code := apiCode(err)
+		switch {
+		case code == codeWrongLastSeq || code == codeWrongLastSeqConstant || code == codeBatchDuplicateMsgID:
+			if resent {
+				if res, ok, lerr := a.landed(ctx, base); lerr != nil {
+					return platform.AppendResult{}, lerr
+				} else if ok {
+					return res, nil
+				}
+			}
+			if code == codeWrongLastSeqConstant && attempt < maxAttempts {
+				// On a replicated stream this also means "a write to this
+				// aggregate is in flight": its outcome decides ours.
+				if cur, cerr := a.s.last(ctx, a.subject); cerr == nil && cur.seq == base.seq {
+					break // still undecided: retry
+				}
+			}
+			if a.expected.IsAny() && code != codeBatchDuplicateMsgID && attempt < maxAttempts {
+				// Any accepts whatever version is there: decide again.
+				if base, err = a.base(ctx); err != nil {
+					return platform.AppendResult{}, err
+				}
+				continue
+			}
+			return platform.AppendResult{}, a.conflict(ctx)
+		case code == codeBatchNotEnabled:
+			return platform.AppendResult{}, platform.Errorf(platform.CodeConfigConflict,
+				"append to %s: stream %s does not allow atomic batches: restart the store so it can set allow_atomic, or set it yourself: %w",
+				a.stream, a.s.opts.Stream, err)
+		case retryable(err):
+			if attempt >= maxAttempts || ctx.Err() != nil {
+				return platform.AppendResult{}, platform.Errorf(platform.CodeStoreUnavailable, "append to %s: gave up after %d attempts: %w", a.stream, attempt, err)
+			}
+			resent = true
+		default:
+			return platform.AppendResult{}, platform.Errorf(platform.CodeStoreUnavailable, "append to %s: %w", a.stream, err)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return platform.AppendResult{}, platform.Errorf(platform.CodeStoreUnavailable, "append to %s: %w (the events may or may not be stored: read the aggregate to find out)", a.stream, ctx.Err())
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// tail is an aggregate's last stored event: its version and position.
+type tail struct{ version, seq uint64 }
+
+// base finds the aggregate's version and the position of its last event,
+// which the append builds on and checks. The repository passes both, so
+// its appends make no extra round trip.
+func (a *appendOp) base(ctx context.Context) (tail, error) {
+	want, check := a.expected.Expected()
+	switch rev := a.expected.Revision(); {
+	case check && want == 0:
+		return tail{}, nil
+	case check && rev.Position != 0:
+		return tail{version: rev.Version, seq: rev.Position}, nil
+	}
+	cur, err := a.s.last(ctx, a.subject)
+	if err != nil {
+		return tail{}, err
+	}
+	if check && cur.version != want {
+		return tail{}, &platform.ConcurrencyError{Stream: a.stream, Expected: a.expected, Actual: cur.version}
+	}
+	return cur, nil
+}
+
+// publish sends the events after base: one conditional publish, or one
+// atomic batch with the condition on its first message.
+func (a *appendOp) publish(ctx context.Context, base tail) (platform.AppendResult, error) {
+	msgs := make([]*nats.Msg, len(a.events))
+	for i := range a.events {
+		msgs[i] = a.s.newMsg(a.subject, &a.events[i], base.version+uint64(i)+1, a.bodies[i])
+	}
+	msgs[0].Header[jetstream.ExpectedLastSubjSeqHeader] = []string{uitoa(base.seq)}
+	res := platform.AppendResult{FirstVersion: base.version + 1, LastVersion: base.version + uint64(len(msgs))}
+	if len(msgs) == 1 {
+		ack, err := a.s.js.PublishMsg(ctx, msgs[0])
+		if err != nil {
+			return platform.AppendResult{}, err
+		}
+		res.FirstPosition, res.LastPosition = ack.Sequence, ack.Sequence
+		return res, nil
+	}
+	ack, err := jetstreamext.PublishMsgBatch(ctx, a.s.js, msgs)
+	if err != nil {
+		return platform.AppendResult{}, err
+	}
+	// A batch is stored in one piece, so its positions are contiguous.
+	res.LastPosition = ack.Sequence
+	res.FirstPosition = ack.Sequence - uint64(len(msgs)) + 1
+	return res, nil
+}
+
+// landed reports whether an earlier attempt of this append was stored:
+// the aggregate's event right after base is our first event.
+func (a *appendOp) landed(ctx context.Context, base tail) (platform.AppendResult, bool, error) {
+	m, err := a.s.getMsg(ctx, msgRequest{Seq: base.seq + 1, NextFor: a.subject})
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return platform.AppendResult{}, false, nil
+	}
+	if err != nil {
+		return platform.AppendResult{}, false, platform.Errorf(platform.CodeStoreUnavailable, "append to %s: check whether a retried append landed: %w", a.stream, err)
+	}
+	if m.Header.Get(jetstream.MsgIDHeader) != a.events[0].ID {
+		return platform.AppendResult{}, false, nil
+	}
+	n := uint64(len(a.events))
+	return platform.AppendResult{
+		FirstVersion: base.version + 1, LastVersion: base.version + n,
+		FirstPosition: m.Sequence, LastPosition: m.Sequence + n - 1,
+	}, true, nil
+}
+
+// conflict builds the *ConcurrencyError with the version now stored.
+func (a *appendOp) conflict(ctx context.Context) error {
+	ce := &platform.ConcurrencyError{Stream: a.stream, Expected: a.expected}
+	if cur, err := a.s.last(ctx, a.subject); err == nil {
+		ce.Actual = cur.version
+	}
+	return ce
+}
+
+// last reads the aggregate's last event's version and position; an
+// aggregate without events is the zero tail.
+func (s *EventStore) last(ctx context.Context, subject string) (tail, error) {
+	m, err := s.getMsg(ctx, msgRequest{LastFor: subject})
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return tail{}, nil
+	}
+	if err != nil {
+		return tail{}, platform.Errorf(platform.CodeStoreUnavailable, "read the last event on %s: %w", subject, err)
+	}
+	v, err := versionOf(m.Header, m.Sequence)
+	if err != nil {
+		return tail{}, err
+	}
+	return tail{version: v, seq: m.Sequence}, nil
+}
+
+func apiCode(err error) jetstream.ErrorCode {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode
+	}
+	return 0
+}
+
+// retryable reports the server's answers that mean "not now": an
+// election, a leader catching up, a full queue, or no answer in time.
+func retryable(err error) bool {
+	switch apiCode(err) {
+	case codeClusterNotAvailable, codeDuplicateInProcess, codeExpectedNotReady, codeTooManyRequests, codeBatchTooManyInflight:
+		return true
+	}
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func uitoa(n uint64) string { return strconv.FormatUint(n, 10) }

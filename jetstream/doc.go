@@ -1,0 +1,18 @@
+// Package jetstream is the event store on NATS JetStream.
+//
+// One stream (EVENTS by default) holds every event as one message on the
+// subject <prefix>.<aggregate type>.<aggregate id token>, so the stream
+// sequence is the global order and each aggregate's subject is its history.
+// Envelope fields travel in headers (see envelope.go); the body is the event
+// encoded by the store's codec. Nats-Msg-Id is the event ID, so a retried
+// publish is de-duplicated by the server.
+//
+// Appends are optimistic: every append carries
+// Nats-Expected-Last-Subject-Sequence, the sequence of the aggregate's last
+// event when the caller decided. A single event is one publish; several
+// events are one JetStream atomic batch (server 2.12+), all or nothing.
+//
+// Reading one aggregate creates no consumer: it pages through batched
+// direct gets (server 2.11+; an ordered consumer on older servers).
+// ReadAll uses an ordered consumer.
+package jetstream

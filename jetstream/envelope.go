@@ -1,0 +1,110 @@
+package jetstream
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lexigram/events/platform"
+)
+
+// Headers of a stored event. The aggregate type and ID are in the subject,
+// the position and time in the stream's own metadata.
+const (
+	hdrType        = "Lx-Type"
+	hdrSchema      = "Lx-Schema"
+	hdrVersion     = "Lx-Version"
+	hdrCodec       = "Lx-Codec"
+	hdrCorrelation = "Lx-Correlation"
+	hdrCausation   = "Lx-Causation"
+	hdrMetaPrefix  = "Lx-Meta-"
+)
+
+// newMsg builds the message for one prepared event at version.
+func (s *EventStore) newMsg(subject string, e *platform.Envelope, version uint64, body []byte) *nats.Msg {
+	h := make(nats.Header, 8+len(e.Metadata))
+	h[jetstream.MsgIDHeader] = []string{e.ID}
+	h[hdrType] = []string{e.Type}
+	h[hdrSchema] = []string{strconv.Itoa(e.SchemaVersion)}
+	h[hdrVersion] = []string{strconv.FormatUint(version, 10)}
+	h[hdrCodec] = []string{s.codec.Name()}
+	if e.CorrelationID != "" {
+		h[hdrCorrelation] = []string{e.CorrelationID}
+	}
+	if e.CausationID != "" {
+		h[hdrCausation] = []string{e.CausationID}
+	}
+	for k, v := range e.Metadata {
+		h[hdrMetaPrefix+k] = []string{v}
+	}
+	return &nats.Msg{Subject: subject, Header: h, Data: body}
+}
+
+// msgSize estimates the bytes a message takes against max_payload, which
+// the server counts as headers plus body.
+func msgSize(m *nats.Msg) int {
+	n := len(m.Data) + len("NATS/1.0\r\n\r\n")
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// decode turns a stored message into an envelope. Anything missing or
+// unreadable is a CodeCorruptEvent error naming the position.
+func (s *EventStore) decode(subject string, seq uint64, tm time.Time, h nats.Header, data []byte) (platform.Envelope, error) {
+	corrupt := func(format string, args ...any) (platform.Envelope, error) {
+		return platform.Envelope{}, platform.Errorf(platform.CodeCorruptEvent, "event at position %d on %s: "+format, append([]any{seq, subject}, args...)...)
+	}
+	stream, err := streamOf(s.opts.SubjectPrefix, subject)
+	if err != nil {
+		return corrupt("%w", err)
+	}
+	e := platform.Envelope{
+		ID:            h.Get(jetstream.MsgIDHeader),
+		Type:          h.Get(hdrType),
+		Stream:        stream,
+		Position:      seq,
+		Time:          tm,
+		CorrelationID: h.Get(hdrCorrelation),
+		CausationID:   h.Get(hdrCausation),
+	}
+	if e.Version, err = strconv.ParseUint(h.Get(hdrVersion), 10, 64); err != nil {
+		return corrupt("bad %s header: %w", hdrVersion, err)
+	}
+	if e.SchemaVersion, err = strconv.Atoi(h.Get(hdrSchema)); err != nil {
+		return corrupt("bad %s header: %w", hdrSchema, err)
+	}
+	for k, vs := range h {
+		if key, ok := strings.CutPrefix(k, hdrMetaPrefix); ok && len(vs) > 0 {
+			if e.Metadata == nil {
+				e.Metadata = make(map[string]string)
+			}
+			e.Metadata[key] = vs[0]
+		}
+	}
+	codec := s.codec
+	if name := h.Get(hdrCodec); name != codec.Name() {
+		if codec, err = platform.CodecByName(name); err != nil {
+			return corrupt("%w", err)
+		}
+	}
+	if e.Event, err = s.registry.Decode(codec, e.Type, data); err != nil {
+		return platform.Envelope{}, platform.Errorf(platform.CodeOf(err), "event at position %d (%s version %d): %w", seq, stream, e.Version, err)
+	}
+	return e, nil
+}
+
+// versionOf reads the aggregate version header of a stored message.
+func versionOf(h nats.Header, seq uint64) (uint64, error) {
+	v, err := strconv.ParseUint(h.Get(hdrVersion), 10, 64)
+	if err != nil {
+		return 0, platform.Errorf(platform.CodeCorruptEvent, "event at position %d: bad %s header: %w", seq, hdrVersion, err)
+	}
+	return v, nil
+}

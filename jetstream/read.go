@@ -1,0 +1,258 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"strconv"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/lexigram/events/platform"
+)
+
+// readPage is how many events one batched direct get asks for. The server
+// streams them without flow control, so a page is bounded to keep a huge
+// aggregate from flooding the client.
+const readPage = 1000
+
+// Read yields the aggregate's events after the given revision. With
+// after.Position known, the server starts right there; otherwise it starts
+// at the aggregate's first event and the store skips what is not wanted.
+func (s *EventStore) Read(ctx context.Context, stream platform.StreamID, after platform.Revision) iter.Seq2[platform.Envelope, error] {
+	return func(yield func(platform.Envelope, error) bool) {
+		if err := stream.Validate(); err != nil {
+			yield(platform.Envelope{}, err)
+			return
+		}
+		subject := subjectOf(s.opts.SubjectPrefix, stream)
+		start := after.Position + 1
+		msgs := s.readDirect
+		if !s.caps.BatchGet {
+			msgs = s.readOrdered
+		}
+		for m, err := range msgs(ctx, subject, start) {
+			if err != nil {
+				yield(platform.Envelope{}, platform.Errorf(platform.CodeStoreUnavailable, "read %s: %w", stream, err))
+				return
+			}
+			if after.Version > 0 {
+				v, err := versionOf(m.Header, m.Sequence)
+				if err != nil {
+					yield(platform.Envelope{}, err)
+					return
+				}
+				if v <= after.Version {
+					continue
+				}
+			}
+			e, err := s.decode(m.Subject, m.Sequence, m.Time, m.Header, m.Data)
+			if !yield(e, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// readDirect pages through the subject with batched direct gets: no
+// consumer is created, and each page is one request.
+func (s *EventStore) readDirect(ctx context.Context, subject string, start uint64) iter.Seq2[*jetstream.RawStreamMsg, error] {
+	return func(yield func(*jetstream.RawStreamMsg, error) bool) {
+		for {
+			page, err := jetstreamext.GetBatch(ctx, s.js, s.opts.Stream, readPage,
+				jetstreamext.GetBatchSeq(start), jetstreamext.GetBatchSubject(subject))
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			more := false
+			for m, err := range page {
+				if errors.Is(err, jetstreamext.ErrNoMessages) {
+					return
+				}
+				if err != nil {
+					yield(nil, err)
+					return
+				}
+				if !yield(m, nil) {
+					return
+				}
+				start = m.Sequence + 1
+				// Nats-Num-Pending counts the matching messages after this
+				// one; more than zero at the end of a page means another page.
+				more = m.Header.Get("Nats-Num-Pending") != "0"
+			}
+			if !more {
+				return
+			}
+		}
+	}
+}
+
+// readOrdered reads the subject with an ordered consumer, for servers
+// without batched direct get (before 2.11).
+func (s *EventStore) readOrdered(ctx context.Context, subject string, start uint64) iter.Seq2[*jetstream.RawStreamMsg, error] {
+	return s.consume(ctx, []string{subject}, start, 0)
+}
+
+// consume yields the stream's messages on subjects from start through end
+// (0: through the last matching message when the call starts).
+func (s *EventStore) consume(ctx context.Context, subjects []string, start, end uint64) iter.Seq2[*jetstream.RawStreamMsg, error] {
+	return func(yield func(*jetstream.RawStreamMsg, error) bool) {
+		cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+			FilterSubjects: subjects,
+			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:    start,
+		})
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		// The consumer's pending count says how many messages there are to
+		// read; a new consumer with nothing pending has nothing to give.
+		info := cons.CachedInfo()
+		if info.NumPending == 0 {
+			return
+		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(2000))
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		defer it.Stop()
+		stop := context.AfterFunc(ctx, it.Stop)
+		defer stop()
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				if ctx.Err() != nil {
+					err = ctx.Err()
+				}
+				yield(nil, err)
+				return
+			}
+			md, err := msg.Metadata()
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if end != 0 && md.Sequence.Stream > end {
+				return
+			}
+			m := &jetstream.RawStreamMsg{Subject: msg.Subject(), Sequence: md.Sequence.Stream, Header: msg.Headers(), Data: msg.Data(), Time: md.Timestamp}
+			if !yield(m, nil) || md.NumPending == 0 || md.Sequence.Stream == end {
+				return
+			}
+		}
+	}
+}
+
+// ReadAll yields every event after the position, in global order, through
+// the last event stored when the call starts. Positions of deleted events
+// are simply absent.
+func (s *EventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[platform.Envelope, error] {
+	return func(yield func(platform.Envelope, error) bool) {
+		info, err := s.stream.Info(ctx)
+		if err != nil {
+			yield(platform.Envelope{}, platform.Errorf(platform.CodeStoreUnavailable, "read all: stream info: %w", err))
+			return
+		}
+		end := info.State.LastSeq
+		if end <= after {
+			return
+		}
+		for m, err := range s.consume(ctx, []string{s.opts.SubjectPrefix + ".>"}, after+1, end) {
+			if err != nil {
+				yield(platform.Envelope{}, platform.Errorf(platform.CodeStoreUnavailable, "read all after %d: %w", after, err))
+				return
+			}
+			e, err := s.decode(m.Subject, m.Sequence, m.Time, m.Header, m.Data)
+			if !yield(e, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Delete purges the aggregate's subject.
+func (s *EventStore) Delete(ctx context.Context, stream platform.StreamID) error {
+	if err := stream.Validate(); err != nil {
+		return err
+	}
+	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(subjectOf(s.opts.SubjectPrefix, stream))); err != nil {
+		return platform.Errorf(platform.CodeStoreUnavailable, "delete %s: %w", stream, err)
+	}
+	return nil
+}
+
+// Truncate purges the aggregate's events up to and including through.
+// The aggregate's last event always stays: it carries the version that
+// later appends continue from.
+func (s *EventStore) Truncate(ctx context.Context, stream platform.StreamID, through platform.Revision) error {
+	if err := stream.Validate(); err != nil {
+		return err
+	}
+	subject := subjectOf(s.opts.SubjectPrefix, stream)
+	last, err := s.last(ctx, subject)
+	if err != nil {
+		return err
+	}
+	switch {
+	case last.version == 0:
+		return nil
+	case through.Version > last.version:
+		return platform.Errorf(platform.CodeInvalidArgument, "truncate %s through version %d: the aggregate is at version %d: truncate only what is stored",
+			stream, through.Version, last.version)
+	case through.Version == last.version:
+		through.Position = last.seq - 1 // keep the last event
+	case through.Position == 0:
+		if through.Position, err = s.positionOf(ctx, subject, through.Version); err != nil {
+			return err
+		}
+	default:
+		m, err := s.getMsg(ctx, msgRequest{Seq: through.Position})
+		if err == nil && m.Subject != subject {
+			err = errors.New("it belongs to " + m.Subject)
+		}
+		if err == nil {
+			var v uint64
+			if v, err = versionOf(m.Header, m.Sequence); err == nil && v != through.Version {
+				err = errors.New("it holds version " + strconv.FormatUint(v, 10))
+			}
+		}
+		if err != nil {
+			return platform.Errorf(platform.CodeInvalidArgument, "truncate %s: position %d is not version %d of it: %w: pass the revision of a stored event, or Position 0",
+				stream, through.Position, through.Version, err)
+		}
+	}
+	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(through.Position+1)); err != nil {
+		return platform.Errorf(platform.CodeStoreUnavailable, "truncate %s through version %d: %w", stream, through.Version, err)
+	}
+	return nil
+}
+
+// positionOf finds the position of one version of the aggregate by reading
+// its versions from the start.
+func (s *EventStore) positionOf(ctx context.Context, subject string, version uint64) (uint64, error) {
+	msgs := s.readDirect
+	if !s.caps.BatchGet {
+		msgs = s.readOrdered
+	}
+	for m, err := range msgs(ctx, subject, 1) {
+		if err != nil {
+			return 0, platform.Errorf(platform.CodeStoreUnavailable, "find version %d on %s: %w", version, subject, err)
+		}
+		v, err := versionOf(m.Header, m.Sequence)
+		if err != nil {
+			return 0, err
+		}
+		switch {
+		case v == version:
+			return m.Sequence, nil
+		case v > version: // already truncated: purge nothing more
+			return m.Sequence - 1, nil
+		}
+	}
+	return 0, platform.Errorf(platform.CodeInvalidArgument, "version %d on %s is not stored", version, subject)
+}

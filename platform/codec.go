@@ -1,0 +1,45 @@
+package platform
+
+import (
+	"encoding/json"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Codec turns event and snapshot values into bytes and back. Its name is
+// stored with every event, so a store can change its codec and still read
+// what it wrote before.
+type Codec interface {
+	Name() string
+	Marshal(v any) ([]byte, error)
+	Unmarshal(data []byte, v any) error
+}
+
+// The codecs that ship with the platform.
+var (
+	Msgpack Codec = msgpackCodec{}
+	JSON    Codec = jsonCodec{}
+)
+
+// CodecByName returns a shipped codec by the name it stores.
+func CodecByName(name string) (Codec, error) {
+	switch name {
+	case "msgpack", "":
+		return Msgpack, nil
+	case "json":
+		return JSON, nil
+	}
+	return nil, Errorf(CodeInvalidArgument, "codec %q is unknown: use \"msgpack\" or \"json\"", name)
+}
+
+type msgpackCodec struct{}
+
+func (msgpackCodec) Name() string                       { return "msgpack" }
+func (msgpackCodec) Marshal(v any) ([]byte, error)      { return msgpack.Marshal(v) }
+func (msgpackCodec) Unmarshal(data []byte, v any) error { return msgpack.Unmarshal(data, v) }
+
+type jsonCodec struct{}
+
+func (jsonCodec) Name() string                       { return "json" }
+func (jsonCodec) Marshal(v any) ([]byte, error)      { return json.Marshal(v) }
+func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
