@@ -6,6 +6,7 @@ import (
 	"iter"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -267,6 +268,9 @@ func (s *MemorySnapshotStore) LoadSnapshot(ctx context.Context, stream StreamID)
 }
 
 func (s *MemorySnapshotStore) DeleteSnapshot(ctx context.Context, stream StreamID) error {
+	if err := stream.Validate(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.snaps, stream)
@@ -312,10 +316,11 @@ func (s *MemoryCheckpointStore) SaveCheckpoint(ctx context.Context, cp Checkpoin
 }
 
 // ValidateCheckpointName checks a checkpoint name: 1 to 128 letters,
-// digits, '-', '_' or '.'; it becomes a KV key.
+// digits, '-', '_' or '.', with dots only between other characters; it
+// becomes a KV key.
 func ValidateCheckpointName(name string) error {
-	if name == "" || len(name) > 128 {
-		return Errorf(CodeInvalidArgument, "checkpoint name %q: use 1 to 128 letters, digits, '-', '_' or '.'", name)
+	if name == "" || len(name) > 128 || name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, "..") {
+		return Errorf(CodeInvalidArgument, "checkpoint name %q: use 1 to 128 letters, digits, '-', '_' or '.', with dots only between other characters", name)
 	}
 	for _, c := range []byte(name) {
 		if !isNameByte(c) && c != '.' {

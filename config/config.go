@@ -1,0 +1,157 @@
+package config
+
+import "time"
+
+// Config is the whole configuration of a lexigram process. Build it with
+// [Default] or [Load]; the zero value is not a working configuration.
+//
+// The koanf tags are the keys users write in the YAML file; the environment
+// variable for each is derived from them, see the package documentation.
+type Config struct {
+	NATS      NATS      `koanf:"nats"`
+	Store     Store     `koanf:"store"`
+	Snapshots Snapshots `koanf:"snapshots"`
+	Logging   Logging   `koanf:"logging"`
+	HTTP      HTTP      `koanf:"http"`
+}
+
+// NATS says how to reach NATS: an external server (URLs set) or a server
+// embedded in this process (URLs empty).
+type NATS struct {
+	// URLs of the servers to connect to. Empty runs the embedded server.
+	URLs []string `koanf:"urls" redact:"userinfo"`
+	// At most one way to authenticate may be set: CredsFile, NKeyFile,
+	// User with Password, or Token.
+	CredsFile string `koanf:"creds_file"`
+	NKeyFile  string `koanf:"nkey_file"`
+	User      string `koanf:"user"`
+	Password  string `koanf:"password" redact:"all"`
+	Token     string `koanf:"token" redact:"all"`
+	TLS       TLS    `koanf:"tls"`
+	// Name identifies this client to the server (monitoring, logs).
+	// Default "lexigram".
+	Name string `koanf:"name"`
+	// ConnectTimeout bounds dialling one server. Default 5s.
+	ConnectTimeout time.Duration `koanf:"connect_timeout"`
+	// EmbeddedServer configures the server run when URLs is empty. It is
+	// not called Embedded because that is the method telling whether it
+	// is used.
+	EmbeddedServer EmbeddedServer `koanf:"embedded"`
+}
+
+// TLS configures TLS for connections to an external server.
+type TLS struct {
+	// CertFile and KeyFile are a client certificate; set both or neither.
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
+	// CAFile verifies the server against these roots instead of the
+	// system's.
+	CAFile string `koanf:"ca_file"`
+	// InsecureSkipVerify accepts any server certificate. For tests only.
+	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
+}
+
+// EmbeddedServer configures the NATS server run inside the process.
+type EmbeddedServer struct {
+	// Host is the client listen address. Default "127.0.0.1".
+	Host string `koanf:"host"`
+	// Port 0 (the default) means 4222, or a free port if 4222 is taken.
+	// A positive port must be free or the start fails; -1 always picks a
+	// free port.
+	Port int `koanf:"port"`
+	// DataDir holds JetStream's files. Default "./data".
+	DataDir string `koanf:"data_dir"`
+	// FsyncInterval 0 (the default) fsyncs every write before it is
+	// acknowledged. A positive interval fsyncs in the background instead:
+	// faster, but an OS crash can lose writes acknowledged within it.
+	FsyncInterval time.Duration `koanf:"fsync_interval"`
+	// DontListen serves in-process connections only.
+	DontListen bool `koanf:"dont_listen"`
+}
+
+// Store configures the JetStream stream that holds the events.
+type Store struct {
+	// Stream is the stream name. Default "EVENTS".
+	Stream string `koanf:"stream"`
+	// SubjectPrefix is the first subject token of every event. Default
+	// "events".
+	SubjectPrefix string `koanf:"subject_prefix"`
+	// Replicas is the number of copies, 1 to 5. Default 1.
+	Replicas int `koanf:"replicas"`
+	// Storage is "file" (the default) or "memory".
+	Storage string `koanf:"storage"`
+	// MaxAge discards events older than this. 0 (the default) keeps them
+	// forever.
+	MaxAge time.Duration `koanf:"max_age"`
+	// MaxBytes caps the stream's size. 0 (the default) and -1 (NATS's own
+	// spelling) both mean unlimited.
+	MaxBytes int64 `koanf:"max_bytes"`
+	// DuplicateWindow is how long JetStream remembers message IDs to drop
+	// retried appends. Default 2m; 0 leaves it to the server (also 2m). It
+	// may not exceed a non-zero MaxAge.
+	DuplicateWindow time.Duration `koanf:"duplicate_window"`
+	// Codec encodes event payloads: "msgpack" (the default) or "json".
+	Codec string `koanf:"codec"`
+}
+
+// Snapshots configures aggregate snapshots and projection checkpoints,
+// both kept in JetStream key-value buckets.
+type Snapshots struct {
+	// Bucket holds snapshots. Default "lexigram_snapshots".
+	Bucket string `koanf:"bucket"`
+	// EveryEvents snapshots an aggregate after this many new events.
+	// Default 100; 0 disables count-based snapshots.
+	EveryEvents int `koanf:"every_events"`
+	// Interval snapshots an aggregate changed since its last snapshot at
+	// least this often. 0 (the default) disables time-based snapshots.
+	Interval time.Duration `koanf:"interval"`
+	// CheckpointBucket holds projection checkpoints. Default
+	// "lexigram_checkpoints".
+	CheckpointBucket string `koanf:"checkpoint_bucket"`
+}
+
+// Logging configures the process's slog logger.
+type Logging struct {
+	// Level is "debug", "info" (the default), "warn" or "error", in any
+	// case.
+	Level string `koanf:"level"`
+	// Format is "text" (the default) or "json".
+	Format string `koanf:"format"`
+}
+
+// HTTP configures the listener for health checks and metrics.
+type HTTP struct {
+	// Addr is host:port. Default "127.0.0.1:8080"; an empty host listens
+	// on every interface.
+	Addr string `koanf:"addr"`
+}
+
+// Default returns the configuration used for everything the file and the
+// environment leave unset.
+func Default() Config {
+	return Config{
+		NATS: NATS{
+			Name:           "lexigram",
+			ConnectTimeout: 5 * time.Second,
+			EmbeddedServer: EmbeddedServer{
+				Host:    "127.0.0.1",
+				DataDir: "./data",
+			},
+		},
+		Store: Store{
+			Stream:          "EVENTS",
+			SubjectPrefix:   "events",
+			Replicas:        1,
+			Storage:         "file",
+			DuplicateWindow: 2 * time.Minute,
+			Codec:           "msgpack",
+		},
+		Snapshots: Snapshots{
+			Bucket:           "lexigram_snapshots",
+			EveryEvents:      100,
+			CheckpointBucket: "lexigram_checkpoints",
+		},
+		Logging: Logging{Level: "info", Format: "text"},
+		HTTP:    HTTP{Addr: "127.0.0.1:8080"},
+	}
+}
