@@ -254,3 +254,19 @@ func nonZero(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// State is a summary of the event stream.
+type State struct {
+	Events       uint64
+	Bytes        uint64
+	LastPosition uint64
+}
+
+// State reads the stream's current size and head.
+func (s *EventStore) State(ctx context.Context) (State, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return State{}, platform.Errorf(platform.CodeStoreUnavailable, "stream %s info: %w", s.opts.Stream, err)
+	}
+	return State{Events: info.State.Msgs, Bytes: info.State.Bytes, LastPosition: info.State.LastSeq}, nil
+}

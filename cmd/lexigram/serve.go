@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/lexigram/events/config"
+	"github.com/lexigram/events/embedded"
+	lxjs "github.com/lexigram/events/jetstream"
+	"github.com/lexigram/events/kvsnapshot"
+	"github.com/lexigram/events/platform"
+)
+
+func serveCommand() *cobra.Command {
+	var configPath, natsURL, httpAddr string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Start the node: NATS (embedded unless --nats-url), the event store, /healthz and /metrics",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configPath == "" {
+				configPath = os.Getenv(config.ConfigFileEnv)
+			}
+			cfg, err := config.Load(configPath)
+			if err != nil {
+				return err
+			}
+			if natsURL != "" {
+				cfg.NATS.URLs = []string{natsURL}
+			}
+			if httpAddr != "" {
+				cfg.HTTP.Addr = httpAddr
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg, cfg.Logging.NewLogger(cmd.ErrOrStderr()))
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "YAML configuration file (default $"+config.ConfigFileEnv+")")
+	cmd.Flags().StringVar(&natsURL, "nats-url", "", "connect to this NATS server instead of starting the embedded one")
+	cmd.Flags().StringVar(&httpAddr, "http-addr", "", "listen address for /healthz and /metrics (default 127.0.0.1:8080)")
+	return cmd
+}
+
+// serve runs the node until ctx ends, then stops it in reverse order.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	slog.SetDefault(log)
+	n, err := openNode(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer n.close(log)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newStreamCollector(n.store, n.nc))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", n.healthz)
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("http.addr %s: %w: free the port or choose another with --http-addr", cfg.HTTP.Addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	log.Info("serving health and metrics", "url", "http://"+ln.Addr().String(), "paths", "/healthz /metrics")
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", "err", err)
+	}
+	return nil
+}
+
+// node is what serve runs: the NATS connection (and the embedded server
+// when there is one) and the stores on it.
+type node struct {
+	server      *embedded.Server // nil when connected to an external NATS
+	nc          *nats.Conn
+	js          jetstream.JetStream
+	store       *lxjs.EventStore
+	snapshots   *kvsnapshot.SnapshotStore
+	checkpoints *kvsnapshot.CheckpointStore
+}
+
+func openNode(ctx context.Context, cfg config.Config, log *slog.Logger) (n *node, err error) {
+	n = &node{}
+	defer func() {
+		if err != nil {
+			n.close(log)
+		}
+	}()
+	if cfg.NATS.Embedded() {
+		e := cfg.NATS.EmbeddedServer
+		n.server, err = embedded.Start(ctx, embedded.Options{
+			Host: e.Host, Port: e.Port, DontListen: e.DontListen, DataDir: e.DataDir,
+			FsyncInterval: e.FsyncInterval, Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		n.nc, err = n.server.Connect(nats.Name(cfg.NATS.Name))
+	} else {
+		n.nc, err = nats.Connect(strings.Join(cfg.NATS.URLs, ","), cfg.NATS.Options()...)
+		if err == nil {
+			log.Info("connected to NATS", "url", n.nc.ConnectedUrlRedacted(), "server", n.nc.ConnectedServerVersion())
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	if n.js, err = jetstream.New(n.nc); err != nil {
+		return nil, err
+	}
+	codec, err := platform.CodecByName(cfg.Store.Codec)
+	if err != nil {
+		return nil, err
+	}
+	storage := jetstream.FileStorage
+	if cfg.Store.Storage == "memory" {
+		storage = jetstream.MemoryStorage
+	}
+	n.store, err = lxjs.New(ctx, n.js, lxjs.Options{
+		Stream: cfg.Store.Stream, SubjectPrefix: cfg.Store.SubjectPrefix, Replicas: cfg.Store.Replicas,
+		Storage: storage, MaxAge: cfg.Store.MaxAge, MaxBytes: max(cfg.Store.MaxBytes, 0),
+		DuplicateWindow: cfg.Store.DuplicateWindow, Codec: codec, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n.snapshots, err = kvsnapshot.NewSnapshotStore(ctx, n.js, kvsnapshot.SnapshotOptions{
+		Bucket: cfg.Snapshots.Bucket, Replicas: cfg.Store.Replicas, Storage: storage,
+	}); err != nil {
+		return nil, err
+	}
+	if n.checkpoints, err = kvsnapshot.NewCheckpointStore(ctx, n.js, kvsnapshot.CheckpointOptions{
+		Bucket: cfg.Snapshots.CheckpointBucket, Replicas: cfg.Store.Replicas, Storage: storage,
+	}); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *node) close(log *slog.Logger) {
+	if n.nc != nil {
+		if err := n.nc.Drain(); err != nil {
+			n.nc.Close()
+		}
+	}
+	if n.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.server.Shutdown(ctx); err != nil {
+			log.Warn("embedded NATS shutdown", "err", err)
+		}
+	}
+}
+
+// healthz answers 200 when NATS is connected and JetStream answers.
+func (n *node) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if st := n.nc.Status(); st != nats.CONNECTED {
+		http.Error(w, "nats: "+st.String(), http.StatusServiceUnavailable)
+		return
+	}
+	if _, err := n.js.AccountInfo(ctx); err != nil {
+		http.Error(w, "jetstream: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
