@@ -68,6 +68,7 @@ type appendOp struct {
 	events   []platform.Envelope
 	bodies   [][]byte
 	expected platform.ExpectedVersion
+	lastSeen tail // the aggregate's last event when base found a conflict
 }
 
 func (a *appendOp) checkSizes() error {
@@ -86,11 +87,15 @@ func (a *appendOp) checkSizes() error {
 // outcome into a result or a *ConcurrencyError.
 func (a *appendOp) run(ctx context.Context) (platform.AppendResult, error) {
 	base, err := a.base(ctx)
+	if ce := (*platform.ConcurrencyError)(nil); errors.As(err, &ce) {
+		if res, ok := a.alreadyStored(a.lastSeen); ok {
+			return res, nil
+		}
+	}
 	if err != nil {
 		return platform.AppendResult{}, err
 	}
 	backoff := firstBackoff
-	resent := false // the events may already be stored by an earlier attempt
 	for attempt := 1; ; attempt++ {
 		res, err := a.publish(ctx, base)
 		if err == nil {
@@ -99,12 +104,14 @@ func (a *appendOp) run(ctx context.Context) (platform.AppendResult, error) {
 		code := apiCode(err)
 		switch {
 		case code == codeWrongLastSeq || code == codeWrongLastSeqConstant || code == codeBatchDuplicateMsgID:
-			if resent {
-				if res, ok, lerr := a.landed(ctx, base); lerr != nil {
-					return platform.AppendResult{}, lerr
-				} else if ok {
-					return res, nil
-				}
+			// The events may be stored already: by an attempt whose answer
+			// was lost, or by the caller's earlier call with the same event
+			// IDs. On R1 the server checks the expected sequence before the
+			// duplicate window, so that shows up as a conflict.
+			if res, ok, lerr := a.landed(ctx, base); lerr != nil {
+				return platform.AppendResult{}, lerr
+			} else if ok {
+				return res, nil
 			}
 			if code == codeWrongLastSeqConstant && attempt < maxAttempts {
 				// On a replicated stream this also means "a write to this
@@ -113,7 +120,7 @@ func (a *appendOp) run(ctx context.Context) (platform.AppendResult, error) {
 					break // still undecided: retry
 				}
 			}
-			if a.expected.IsAny() && code != codeBatchDuplicateMsgID && attempt < maxAttempts {
+			if a.expected.IsAny() && attempt < maxAttempts {
 				// Any accepts whatever version is there: decide again.
 				if base, err = a.base(ctx); err != nil {
 					return platform.AppendResult{}, err
@@ -127,9 +134,9 @@ func (a *appendOp) run(ctx context.Context) (platform.AppendResult, error) {
 				a.stream, a.s.opts.Stream, err)
 		case retryable(err):
 			if attempt >= maxAttempts || ctx.Err() != nil {
-				return platform.AppendResult{}, platform.Errorf(platform.CodeStoreUnavailable, "append to %s: gave up after %d attempts: %w", a.stream, attempt, err)
+				return platform.AppendResult{}, platform.Errorf(platform.CodeStoreUnavailable,
+					"append to %s: gave up after %d attempts: %w (the events may or may not be stored: read the aggregate, or retry with the same event IDs)", a.stream, attempt, err)
 			}
-			resent = true
 		default:
 			return platform.AppendResult{}, platform.Errorf(platform.CodeStoreUnavailable, "append to %s: %w", a.stream, err)
 		}
@@ -143,7 +150,10 @@ func (a *appendOp) run(ctx context.Context) (platform.AppendResult, error) {
 }
 
 // tail is an aggregate's last stored event: its version and position.
-type tail struct{ version, seq uint64 }
+type tail struct {
+	version, seq uint64
+	eventID      string
+}
 
 // base finds the aggregate's version and the position of its last event,
 // which the append builds on and checks. The repository passes both, so
@@ -161,9 +171,22 @@ func (a *appendOp) base(ctx context.Context) (tail, error) {
 		return tail{}, err
 	}
 	if check && cur.version != want {
+		a.lastSeen = cur
 		return tail{}, &platform.ConcurrencyError{Stream: a.stream, Expected: a.expected, Actual: cur.version}
 	}
 	return cur, nil
+}
+
+// alreadyStored recognises a retried append whose events are the
+// aggregate's newest: same last event ID, at the version it would have.
+func (a *appendOp) alreadyStored(cur tail) (platform.AppendResult, bool) {
+	n := uint64(len(a.events))
+	want, _ := a.expected.Expected()
+	if cur.eventID != a.events[n-1].ID || cur.version != want+n {
+		return platform.AppendResult{}, false
+	}
+	// A batch is stored in one piece, so its positions are contiguous.
+	return platform.AppendResult{FirstVersion: want + 1, LastVersion: cur.version, FirstPosition: cur.seq - n + 1, LastPosition: cur.seq}, true
 }
 
 // publish sends the events after base: one conditional publish, or one
@@ -236,7 +259,7 @@ func (s *EventStore) last(ctx context.Context, subject string) (tail, error) {
 	if err != nil {
 		return tail{}, err
 	}
-	return tail{version: v, seq: m.Sequence}, nil
+	return tail{version: v, seq: m.Sequence, eventID: m.Header.Get(jetstream.MsgIDHeader)}, nil
 }
 
 func apiCode(err error) jetstream.ErrorCode {

@@ -1,0 +1,192 @@
+package jetstream_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lexigram/events/embedded/embeddedtest"
+	lxjs "github.com/lexigram/events/jetstream"
+	"github.com/lexigram/events/platform"
+)
+
+func TestOversizedEventWritesNothing(t *testing.T) {
+	env := newR1(t)
+	ctx := context.Background()
+	id := platform.StreamID{Type: "order", ID: "big"}
+	big := itemAdded{SKU: strings.Repeat("x", int(env.nc.MaxPayload()))}
+	_, err := env.store.Append(ctx, id, platform.NoStream(), events(orderPlaced{"c"}, big))
+	if !errors.Is(err, platform.ErrInvalidArgument) || !strings.Contains(err.Error(), "max_payload") || !strings.Contains(err.Error(), "event 2") {
+		t.Fatalf("want an invalid-argument error naming event 2 and max_payload, got %v", err)
+	}
+	if got := readStream(t, env.store, id); len(got) != 0 {
+		t.Fatalf("%d events stored after a refused append", len(got))
+	}
+}
+
+func TestTooManyEventsWritesNothing(t *testing.T) {
+	env := newR1(t)
+	evs := make([]any, platform.MaxAppendEvents+1)
+	for i := range evs {
+		evs[i] = itemAdded{SKU: "s", Qty: i}
+	}
+	id := platform.StreamID{Type: "order", ID: "many"}
+	_, err := env.store.Append(context.Background(), id, platform.NoStream(), events(evs...))
+	if !errors.Is(err, platform.ErrInvalidArgument) || !strings.Contains(err.Error(), "1001") {
+		t.Fatalf("want an invalid-argument error naming 1001 events, got %v", err)
+	}
+	// The limit itself is fine and atomic.
+	res, err := env.store.Append(context.Background(), id, platform.NoStream(), events(evs[:platform.MaxAppendEvents]...))
+	if err != nil || res.LastVersion != platform.MaxAppendEvents || res.LastPosition-res.FirstPosition != platform.MaxAppendEvents-1 {
+		t.Fatalf("1000-event append: %+v, %v", res, err)
+	}
+}
+
+// TestUnreadableEvents: an unknown type or a corrupt body is an error
+// naming the type and the position, never a panic.
+func TestUnreadableEvents(t *testing.T) {
+	env := newR1(t)
+	ctx := context.Background()
+	id := platform.StreamID{Type: "order", ID: "o1"}
+	if _, err := env.store.Append(ctx, id, platform.NoStream(), events(orderPlaced{"c"})); err != nil {
+		t.Fatal(err)
+	}
+	subject, _ := env.store.Subject(id)
+	publish := func(typ string, body []byte) {
+		m := nats.NewMsg(subject)
+		m.Header.Set("Lx-Type", typ)
+		m.Header.Set("Lx-Schema", "1")
+		m.Header.Set("Lx-Version", "2")
+		m.Header.Set("Lx-Codec", "msgpack")
+		if _, err := env.js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		m.Data = body
+	}
+	publish("order.unknown", []byte{0x80})
+	err := firstReadError(env.store, id)
+	if !errors.Is(err, platform.ErrUnknownEventType) || !strings.Contains(err.Error(), "order.unknown") || !strings.Contains(err.Error(), "position 2") {
+		t.Fatalf("unknown type: want an error naming order.unknown and position 2, got %v", err)
+	}
+
+	id2 := platform.StreamID{Type: "order", ID: "o2"}
+	subject, _ = env.store.Subject(id2)
+	m := nats.NewMsg(subject)
+	m.Header.Set("Lx-Type", "order.placed")
+	m.Header.Set("Lx-Schema", "1")
+	m.Header.Set("Lx-Version", "1")
+	m.Header.Set("Lx-Codec", "msgpack")
+	m.Data = []byte{0xc1, 0xff, 0x00} // 0xc1 is never used in msgpack
+	ack, err := env.js.PublishMsg(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = firstReadError(env.store, id2)
+	if !errors.Is(err, platform.ErrCorruptEvent) || !strings.Contains(err.Error(), "order.placed") || !strings.Contains(err.Error(), "position "+uitoa(ack.Sequence)) {
+		t.Fatalf("corrupt body: want a corrupt-event error naming order.placed and position %d, got %v", ack.Sequence, err)
+	}
+
+	m = nats.NewMsg(subject)
+	m.Header.Set("Lx-Type", "order.placed")
+	ack, _ = env.js.PublishMsg(ctx, m)
+	for _, err := range env.store.ReadAll(ctx, ack.Sequence-1) {
+		if !errors.Is(err, platform.ErrCorruptEvent) || !strings.Contains(err.Error(), "Lx-Version") {
+			t.Fatalf("missing version header: got %v", err)
+		}
+		break
+	}
+}
+
+func firstReadError(st platform.EventStore, id platform.StreamID) error {
+	for _, err := range st.Read(context.Background(), id, platform.Revision{}) {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func uitoa(n uint64) string { return strconv.FormatUint(n, 10) }
+
+// TestRetryWithSameIDsIsIdempotent: a caller that lost an append's answer
+// and retries with the same event IDs gets the original result, not a
+// conflict and not a second copy; with the position known (the
+// repository's case) and without it.
+func TestRetryWithSameIDsIsIdempotent(t *testing.T) {
+	env := newR1(t)
+	ctx := context.Background()
+	id := platform.StreamID{Type: "order", ID: "retry"}
+	last, err := env.store.Append(ctx, id, platform.NoStream(), events(orderPlaced{"c"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, withPosition := range []bool{true, false} {
+		expected := platform.Exact(last.LastVersion)
+		if withPosition {
+			expected = platform.ExactRevision(last.Revision())
+		}
+		evs := []platform.Envelope{{ID: platform.NewEventID(), Event: itemAdded{SKU: "a"}}, {ID: platform.NewEventID(), Event: itemAdded{SKU: "b"}}}
+		res1, err := env.store.Append(ctx, id, expected, evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res2, err := env.store.Append(ctx, id, expected, evs)
+		if err != nil || res2 != res1 {
+			t.Fatalf("retry with %v: %+v, %v; want %+v", expected, res2, err, res1)
+		}
+		// A different append at the same expected version is a conflict.
+		if _, err := env.store.Append(ctx, id, expected, events(itemAdded{SKU: "other"})); !errors.Is(err, platform.ErrConcurrency) {
+			t.Fatalf("another append at %v: want a conflict, got %v", expected, err)
+		}
+		if last, err = env.store.Append(ctx, id, platform.ExactRevision(res1.Revision()), events(itemAdded{SKU: "c"})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := readStream(t, env.store, id)
+	if len(got) != 7 {
+		t.Fatalf("%d events stored, want 7: a retry stored a copy", len(got))
+	}
+	for i, e := range got {
+		if e.Version != uint64(i+1) {
+			t.Fatalf("event %d has version %d", i, e.Version)
+		}
+	}
+}
+
+func TestStreamConfigContradictionsRefuseToStart(t *testing.T) {
+	s := embeddedtest.Server(t)
+	js, _ := jetstream.New(embeddedtest.Conn(t, s))
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "WQ", Subjects: []string{"wq.>"}, Retention: jetstream.WorkQueuePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := lxjs.New(ctx, js, lxjs.Options{Stream: "WQ", SubjectPrefix: "ev"})
+	if !errors.Is(err, platform.ErrConfigConflict) {
+		t.Fatalf("want ErrConfigConflict, got %v", err)
+	}
+	for _, want := range []string{"WorkQueue", "limits retention", `"ev.>"`} {
+		if !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(want)) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+
+	// A stream missing only what the store can set is brought up to date.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "OLD", Subjects: []string{"old.>"}, Discard: jetstream.DiscardOld}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := lxjs.New(ctx, js, lxjs.Options{Stream: "OLD", SubjectPrefix: "old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := js.Stream(ctx, "OLD")
+	cfg := info.CachedInfo().Config
+	if !cfg.AllowDirect || !cfg.AllowAtomicPublish || cfg.Discard != jetstream.DiscardNew {
+		t.Fatalf("stream not updated: direct %v atomic %v discard %v", cfg.AllowDirect, cfg.AllowAtomicPublish, cfg.Discard)
+	}
+	_ = st
+}
