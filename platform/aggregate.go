@@ -98,6 +98,11 @@ func Raise(a Aggregate, event any) {
 func RaiseWith(a Aggregate, e Envelope) {
 	a.Apply(e.Event)
 	r := a.root()
+	if e.ID == "" {
+		// Assigned now so that saving again after a lost answer stores
+		// the same events, which the store recognises, not copies.
+		e.ID = NewEventID()
+	}
 	r.version++
 	e.Version = r.version
 	r.pending = append(r.pending, e)
