@@ -40,7 +40,7 @@
 // which Load leaves for the caller to name the file with. Lists are
 // comma-separated (LEXIGRAM_NATS_URLS=nats://n1:4222,nats://n2:4222; empty
 // means no URLs, so the embedded server), booleans are true or false (or 1
-// and 0), durations as in YAML. README.md beside this file has the full
+// and 0), durations as in YAML. The project's README.md has the full
 // table.
 //
 // # Errors
