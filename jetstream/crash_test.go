@@ -164,4 +164,3 @@ func runCrashChild(dir string) {
 	fmt.Println("URL " + s.ClientURL())
 	select {} // until SIGKILL
 }
-

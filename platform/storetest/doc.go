@@ -36,18 +36,29 @@
 //     (errors.Is), an unregistered event type matches
 //     platform.ErrUnknownEventType, a version conflict is a
 //     *platform.ConcurrencyError whose Actual is the stored version. A
-//     failed append writes nothing.
+//     failed append writes nothing. An event larger than
+//     Harness.MaxEventSize is ErrInvalidArgument, and the message names
+//     the limit.
+//   - Correlation and causation IDs, whether set on the envelope or taken
+//     from the context, are checked like event IDs and metadata values
+//     (printable, at most 256 bytes). Text that passes the checks comes
+//     back byte for byte, leading and trailing spaces included, and
+//     metadata keys keep their case.
 //   - Append with an already cancelled context fails with an error matching
 //     context.Canceled and writes nothing.
+//   - Appending from inside a ReadAll loop neither deadlocks nor keeps the
+//     loop from ending.
 //   - Delete and Truncate are idempotent: deleting an aggregate that has no
 //     events, or truncating through a version already truncated, succeeds
 //     and changes nothing. Truncating past the last version is
-//     ErrInvalidArgument. Truncating every event keeps the aggregate's
-//     version: the next append expects it, and NoStream fails.
+//     ErrInvalidArgument. Truncating through the last version keeps the
+//     last event (see EventStore.Truncate).
 //   - Read from the revision of a truncated event works (a repository
 //     reads from its snapshot's revision, whose event Compact truncated).
 //   - Reading an event whose type is not registered is an error matching
-//     ErrUnknownEventType whose message names the type and the position.
+//     ErrUnknownEventType whose message names the type and the position
+//     ("position N"); an event that does not decode into its registered
+//     type matches ErrCorruptEvent and names the position.
 //   - SnapshotStore.DeleteSnapshot of a missing snapshot succeeds; after a
 //     delete, any version may be saved again. A snapshot's Time survives
 //     at least to the millisecond.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +57,7 @@ func registerTypes(reg *platform.Registry, skip ...string) error {
 		{nameNoted, func() error { return platform.Register[noted](reg, nameNoted, 3) }},
 	}
 	for _, r := range regs {
-		if contains(skip, r.name) {
+		if slices.Contains(skip, r.name) {
 			continue
 		}
 		if err := r.f(); err != nil {
@@ -63,15 +65,6 @@ func registerTypes(reg *platform.Registry, skip ...string) error {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // uniqueType returns an aggregate type no other subtest uses.
@@ -119,7 +112,7 @@ func mustAppend(t *testing.T, s platform.EventStore, stream platform.StreamID, e
 }
 
 // collect drains a Read or ReadAll iterator up to its first error.
-func collect(seq func(func(platform.Envelope, error) bool)) ([]platform.Envelope, error) {
+func collect(seq iter.Seq2[platform.Envelope, error]) ([]platform.Envelope, error) {
 	var out []platform.Envelope
 	var iterErr error
 	for e, err := range seq {
@@ -172,18 +165,6 @@ func seqVersions(from, to uint64) []uint64 {
 		vs = append(vs, v)
 	}
 	return vs
-}
-
-func equalSlices[E comparable](a, b []E) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // checkPositions fails unless positions increase strictly.
