@@ -72,11 +72,17 @@ type appendOp struct {
 }
 
 func (a *appendOp) checkSizes() error {
+	limit := a.s.MaxEventSize()
 	for i := range a.events {
-		m := a.s.newMsg(a.subject, &a.events[i], 0, a.bodies[i])
-		if n := msgSize(m) + 64; n > a.s.maxMsg { // 64: the batch headers added later
+		if n := len(a.bodies[i]); n > limit {
 			return platform.Errorf(platform.CodeInvalidArgument,
-				"append to %s: event %d (%s) is %d bytes with its headers; the server's max_payload is %d: make the event smaller, or raise max_payload",
+				"append to %s: event %d (%s) is %d bytes encoded; the limit is %d (the server's max_payload %d less %d for headers): make the event smaller, or raise max_payload",
+				a.stream, i+1, a.events[i].Type, n, limit, a.s.maxMsg, headerRoom)
+		}
+		m := a.s.newMsg(a.subject, &a.events[i], 0, a.bodies[i])
+		if n := msgSize(m) + 128; n > a.s.maxMsg { // 128: the batch and expectation headers added later
+			return platform.Errorf(platform.CodeInvalidArgument,
+				"append to %s: event %d (%s) is %d bytes with its headers; the server's max_payload is %d: carry less metadata",
 				a.stream, i+1, a.events[i].Type, n, a.s.maxMsg)
 		}
 	}

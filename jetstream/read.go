@@ -212,6 +212,14 @@ func (s *EventStore) Truncate(ctx context.Context, stream platform.StreamID, thr
 		}
 	default:
 		m, err := s.getMsg(ctx, msgRequest{Seq: through.Position})
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			// Gone already, e.g. a repeated truncate: find where the
+			// aggregate's history starts now instead.
+			if through.Position, err = s.positionOf(ctx, subject, through.Version); err != nil {
+				return err
+			}
+			break
+		}
 		if err == nil && m.Subject != subject {
 			err = errors.New("it belongs to " + m.Subject)
 		}

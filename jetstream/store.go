@@ -74,6 +74,13 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*EventStore
 // Capabilities reports what the server supports.
 func (s *EventStore) Capabilities() Capabilities { return s.caps }
 
+// headerRoom is the part of max_payload kept for an event's headers.
+const headerRoom = 4096
+
+// MaxEventSize is the largest encoded event body the store accepts: the
+// server's max_payload less room for the envelope headers.
+func (s *EventStore) MaxEventSize() int { return s.maxMsg - headerRoom }
+
 // StreamName is the name of the JetStream stream holding the events.
 func (s *EventStore) StreamName() string { return s.opts.Stream }
 

@@ -76,7 +76,11 @@ var (
 // becomes the cause.
 func Errorf(code Code, format string, args ...any) error {
 	err := fmt.Errorf(format, args...)
-	return &Error{Code: code, Message: err.Error(), Err: errors.Unwrap(err)}
+	cause := errors.Unwrap(err)
+	if _, multi := err.(interface{ Unwrap() []error }); multi {
+		cause = err
+	}
+	return &Error{Code: code, Message: err.Error(), Err: cause}
 }
 
 // CodeOf returns the code of the first error in err's chain that has one,

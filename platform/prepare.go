@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/oklog/ulid/v2"
 )
@@ -55,6 +56,11 @@ func Prepare(ctx context.Context, reg *Registry, codec Codec, stream StreamID, e
 		if e.CausationID == "" {
 			e.CausationID = causation
 		}
+		for _, f := range [...]struct{ what, s string }{{"correlation ID", e.CorrelationID}, {"causation ID", e.CausationID}} {
+			if err := checkHeaderText(f.what, f.s); err != nil {
+				return nil, Errorf(CodeInvalidArgument, "append to %s, event %d: %w", stream, i+1, err)
+			}
+		}
 		if bodies[i], err = codec.Marshal(e.Event); err != nil {
 			return nil, Errorf(CodeInvalidArgument, "append to %s: encode %s with %s: %w", stream, et.Name, codec.Name(), err)
 		}
@@ -76,6 +82,10 @@ func checkHeaderText(what, s string) error {
 		if c < ' ' || c == 0x7f {
 			return fmt.Errorf("%s %q has a control character: use printable text", what, s)
 		}
+	}
+	// NATS headers lose surrounding white space on the way.
+	if strings.TrimSpace(s) != s {
+		return fmt.Errorf("%s %q starts or ends with white space: trim it", what, s)
 	}
 	return nil
 }

@@ -43,7 +43,10 @@ const MaxTypeNameLen = 128
 // (1 or more). Events are raised and read as E values, not pointers.
 func Register[E any](r *Registry, name string, schemaVersion int) error {
 	t := reflect.TypeFor[E]()
-	if t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface {
+	if t.Kind() == reflect.Interface {
+		return Errorf(CodeInvalidArgument, "register event %q: %v is an interface type: register a struct type", name, t)
+	}
+	if t.Kind() == reflect.Pointer {
 		return Errorf(CodeInvalidArgument, "register event %q: %v is a %v: register the struct type itself (Register[%v])",
 			name, t, t.Kind(), t.Elem())
 	}

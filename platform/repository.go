@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 )
 
@@ -37,8 +36,9 @@ type Repository[T Aggregate] struct {
 	newAgg func() T
 	opts   RepositoryOptions
 
-	snapshotWrites sync.WaitGroup
-	snapshotSlots  chan struct{} // bounds background snapshot writes
+	// snapshotSlots bounds background snapshot writes: each holds a slot
+	// while it runs, so holding them all means none is running.
+	snapshotSlots chan struct{}
 }
 
 // NewRepository returns a repository that keeps aggregates made by newAgg
@@ -76,6 +76,10 @@ func (r *Repository[T]) Load(ctx context.Context, id string) (T, error) {
 	for e, err := range r.store.Read(ctx, stream, a.root().persisted) {
 		if err != nil {
 			return zero, err
+		}
+		if v := a.root().version; e.Version > v+1 {
+			return zero, Errorf(CodeCorruptEvent, "load %s: the stored history resumes at version %d after version %d: the events between were truncated and no usable snapshot covers them",
+				stream, e.Version, v)
 		}
 		applyStored(a, &e)
 	}
@@ -173,6 +177,9 @@ func (r *Repository[T]) Update(ctx context.Context, id string, fn func(T) error)
 func (r *Repository[T]) Delete(ctx context.Context, id string) error {
 	stream := r.streamID(r.newAgg(), id)
 	if r.opts.Snapshots != nil {
+		if err := r.Flush(ctx); err != nil { // a write in flight would outlive the delete
+			return err
+		}
 		if err := r.opts.Snapshots.DeleteSnapshot(ctx, stream); err != nil {
 			return err
 		}
@@ -193,22 +200,53 @@ func (r *Repository[T]) Snapshot(ctx context.Context, a T) error {
 // Compact snapshots the aggregate and then removes the events the
 // snapshot covers from the store, like the seed's compact().
 func (r *Repository[T]) Compact(ctx context.Context, a T) error {
-	if err := r.Snapshot(ctx, a); err != nil {
+	snap, err := r.takeSnapshot(a)
+	if err != nil {
 		return err
 	}
-	return r.store.Truncate(ctx, r.streamID(a, a.root().id), a.root().persisted)
+	if err := r.opts.Snapshots.SaveSnapshot(ctx, snap); err != nil {
+		return err
+	}
+	stored, ok, err := r.opts.Snapshots.LoadSnapshot(ctx, snap.Stream)
+	if err != nil {
+		return err
+	}
+	if ok && stored.Revision.Version == snap.Revision.Version && stored.SchemaVersion != snap.SchemaVersion {
+		// An unusable snapshot of another schema holds the version: replace it.
+		if err := r.opts.Snapshots.DeleteSnapshot(ctx, snap.Stream); err != nil {
+			return err
+		}
+		if err := r.opts.Snapshots.SaveSnapshot(ctx, snap); err != nil {
+			return err
+		}
+		if stored, ok, err = r.opts.Snapshots.LoadSnapshot(ctx, snap.Stream); err != nil {
+			return err
+		}
+	}
+	if !ok || stored.SchemaVersion != snap.SchemaVersion || stored.Revision.Version < snap.Revision.Version {
+		return Errorf(CodeInvalidArgument, "compact %s: the snapshot store does not hold a usable snapshot at version %d: nothing truncated",
+			snap.Stream, snap.Revision.Version)
+	}
+	return r.store.Truncate(ctx, snap.Stream, snap.Revision)
 }
 
 // Flush waits for background snapshot writes to finish.
 func (r *Repository[T]) Flush(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { r.snapshotWrites.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	held := 0
+	defer func() {
+		for range held {
+			<-r.snapshotSlots
+		}
+	}()
+	for held < cap(r.snapshotSlots) {
+		select {
+		case r.snapshotSlots <- struct{}{}:
+			held++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	return nil
 }
 
 func (r *Repository[T]) takeSnapshot(a T) (Snapshot, error) {
@@ -270,9 +308,7 @@ func (r *Repository[T]) snapshotInBackground(ctx context.Context, a T, stream St
 		return
 	}
 	a.root().snapshotAt = snap.Time
-	r.snapshotWrites.Add(1)
 	go func() {
-		defer r.snapshotWrites.Done()
 		defer func() { <-r.snapshotSlots }()
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()

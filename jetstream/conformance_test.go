@@ -1,0 +1,70 @@
+package jetstream_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lexigram/events/embedded/embeddedtest"
+	lxjs "github.com/lexigram/events/jetstream"
+	"github.com/lexigram/events/platform"
+	"github.com/lexigram/events/platform/storetest"
+)
+
+// Each subtest gets its own stream on one shared server or cluster: a
+// fresh store without paying for a fresh server every time.
+var streamCounter atomic.Int64
+
+func harnessOn(js jetstream.JetStream, replicas int) func(t *testing.T) storetest.Harness {
+	return func(t *testing.T) storetest.Harness {
+		n := streamCounter.Add(1)
+		opts := lxjs.Options{
+			Stream:        fmt.Sprint("CONF", n),
+			SubjectPrefix: fmt.Sprint("conf", n),
+			Replicas:      replicas,
+			Registry:      platform.NewRegistry(),
+			Logger:        embeddedtest.Logger(t),
+		}
+		open := func(t *testing.T, reg *platform.Registry) platform.EventStore {
+			o := opts
+			o.Registry = reg
+			st, err := lxjs.New(context.Background(), js, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+		st := open(t, opts.Registry)
+		t.Cleanup(func() { _ = js.DeleteStream(context.Background(), opts.Stream) })
+		return storetest.Harness{
+			Store:        st,
+			Registry:     opts.Registry,
+			MaxEventSize: st.(*lxjs.EventStore).MaxEventSize(),
+			Reopen:       open,
+		}
+	}
+}
+
+func TestConformanceR1File(t *testing.T) {
+	s := embeddedtest.Server(t)
+	js, err := jetstream.New(embeddedtest.Conn(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.TestEventStore(t, harnessOn(js, 1))
+}
+
+func TestConformanceR3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three-node cluster")
+	}
+	c := embeddedtest.Cluster(t)
+	js, err := jetstream.New(c.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.TestEventStore(t, harnessOn(js, 3))
+}
