@@ -1,0 +1,315 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/lexigram/events/embedded"
+	lxjs "github.com/lexigram/events/jetstream"
+	"github.com/lexigram/events/platform"
+)
+
+// Options configure Run.
+type Options struct {
+	Quick   bool      // a smaller run: under a minute on two cores
+	NATSURL string    // "": start embedded servers in temp dirs
+	Out     io.Writer // progress lines; nil: none
+	Filter  string    // run only figures whose name contains it
+}
+
+// Figure is one measurement of ours against raw.
+type Figure struct {
+	Name   string  `json:"name"`
+	Ours   float64 `json:"ours"`
+	Raw    float64 `json:"raw"`
+	Unit   string  `json:"unit"`
+	Ratio  float64 `json:"ratio"`            // ours/raw; see Target for which way is better
+	Target string  `json:"target,omitempty"` // ">= 0.90" (higher is better) or "<= 1.15" (lower is better)
+	Note   string  `json:"note,omitempty"`
+}
+
+// plan sizes a run.
+type plan struct {
+	rounds        int           // alternating ours/raw rounds of the append figures
+	phase         time.Duration // how long one side of one round appends
+	latencyPhase  time.Duration // the same for the latency figures
+	loads         int           // repetitions of each load
+	readAllN      int           // events preloaded for readall
+	readAllRounds int
+	allocOps      int
+}
+
+var (
+	quickPlan = plan{rounds: 3, phase: 600 * time.Millisecond, latencyPhase: 500 * time.Millisecond,
+		loads: 10, readAllN: 100_000, readAllRounds: 2, allocOps: 2000}
+	// Many short rounds rather than a few long ones: other load on the
+	// machine then hits ours and raw alike.
+	fullPlan = plan{rounds: 6, phase: 2 * time.Second, latencyPhase: 1500 * time.Millisecond,
+		loads: 50, readAllN: 1_000_000, readAllRounds: 3, allocOps: 20_000}
+)
+
+// Run measures the figures that match opts.Filter and returns them in
+// order. On an error it returns the figures measured so far with it.
+func Run(ctx context.Context, opts Options) ([]Figure, error) {
+	r, err := newRunner(opts)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+
+	var figs []Figure
+	for _, j := range r.jobs() {
+		if !j.matches(opts.Filter) {
+			continue
+		}
+		names := strings.Join(j.names, ", ")
+		r.progress("start  %s", names)
+		began := time.Now()
+		e, err := r.env(ctx, j.env)
+		if err != nil {
+			return figs, err
+		}
+		got, err := j.run(ctx, e)
+		if err != nil {
+			return figs, fmt.Errorf("bench %s: %w", names, err)
+		}
+		for _, f := range got {
+			if opts.Filter != "" && !strings.Contains(f.Name, opts.Filter) {
+				continue
+			}
+			if f.Raw != 0 {
+				f.Ratio = f.Ours / f.Raw
+			}
+			figs = append(figs, f)
+			r.progress("done   %-32s ours %s  raw %s  %s  ratio %.2f%s", f.Name, num(f.Ours), num(f.Raw), f.Unit, f.Ratio, verdict(f))
+		}
+		r.progress("       (%s took %.1fs)", names, time.Since(began).Seconds())
+	}
+	return figs, nil
+}
+
+func verdict(f Figure) string {
+	met, ok := f.Met()
+	switch {
+	case !ok:
+		return ""
+	case met:
+		return "  target " + f.Target + " met"
+	}
+	return "  target " + f.Target + " MISSED"
+}
+
+// job measures one or more figures that share their setup.
+type job struct {
+	names []string // the figures it yields
+	env   string   // the server it runs on: envFsync, envNoFsync or envExternal
+	run   func(ctx context.Context, e *env) ([]Figure, error)
+}
+
+func (j job) matches(filter string) bool {
+	for _, n := range j.names {
+		if strings.Contains(n, filter) {
+			return true
+		}
+	}
+	return false
+}
+
+const (
+	envFsync    = "fsync"
+	envNoFsync  = "nofsync"
+	envExternal = "as-configured"
+)
+
+// jobs lists every figure in the order they run.
+func (r *runner) jobs() []job {
+	durability := []string{envFsync, envNoFsync}
+	plain := envNoFsync // where figures that do not depend on fsync run
+	if r.opts.NATSURL != "" {
+		durability, plain = []string{envExternal}, envExternal
+	}
+	var jobs []job
+	for _, v := range durability {
+		jobs = append(jobs, job{
+			names: []string{"append.concurrent/" + v}, env: v,
+			run: func(ctx context.Context, e *env) ([]Figure, error) { return r.appendConcurrent(ctx, e, "/"+v) },
+		})
+	}
+	for _, v := range durability {
+		jobs = append(jobs, job{
+			names: []string{"append.latency.p50/" + v, "append.latency.p99/" + v}, env: v,
+			run: func(ctx context.Context, e *env) ([]Figure, error) { return r.appendLatency(ctx, e, "/"+v) },
+		})
+	}
+	for _, v := range durability {
+		jobs = append(jobs, job{
+			names: []string{"append.batch10/" + v}, env: v,
+			run: func(ctx context.Context, e *env) ([]Figure, error) {
+				return r.appendBatch10(ctx, e, "/"+v, jetstream.FileStorage)
+			},
+		})
+	}
+	jobs = append(jobs,
+		job{names: []string{"append.batch10/mem"}, env: plain,
+			run: func(ctx context.Context, e *env) ([]Figure, error) {
+				return r.appendBatch10(ctx, e, "/mem", jetstream.MemoryStorage)
+			}},
+		job{names: []string{"load.1000", "load.1000.snapshot"}, env: plain, run: r.load},
+		job{names: []string{r.readAllName()}, env: plain, run: r.readAll},
+		job{names: []string{"append.allocs"}, env: plain, run: r.allocs},
+	)
+	return jobs
+}
+
+// runner holds what the figures share: the servers, the registry and
+// the names of the streams it creates.
+type runner struct {
+	opts  Options
+	plan  plan
+	out   io.Writer
+	log   *slog.Logger
+	reg   *platform.Registry
+	runID string
+	seq   int // numbers the streams and buckets of this run
+	body  []byte
+	envs  map[string]*env
+}
+
+func newRunner(opts Options) (*runner, error) {
+	r := &runner{
+		opts:  opts,
+		plan:  fullPlan,
+		out:   opts.Out,
+		log:   slog.New(slog.DiscardHandler),
+		reg:   platform.NewRegistry(),
+		runID: strings.ToLower(nuid.Next()[:10]),
+		envs:  map[string]*env{},
+	}
+	if opts.Quick {
+		r.plan = quickPlan
+	}
+	if r.out == nil {
+		r.out = io.Discard
+	}
+	if err := platform.Register[Deposited](r.reg, depositedType, 1); err != nil {
+		return nil, fmt.Errorf("bench: register the event type: %w", err)
+	}
+	var err error
+	if r.body, err = platform.Msgpack.Marshal(deposit(accountID(0))); err != nil {
+		return nil, fmt.Errorf("bench: encode the event body: %w", err)
+	}
+	if len(r.body) != BodySize {
+		return nil, fmt.Errorf("bench: the event body is %d bytes, not %d: adjust Deposited", len(r.body), BodySize)
+	}
+	return r, nil
+}
+
+func (r *runner) progress(format string, args ...any) {
+	fmt.Fprintf(r.out, "bench: "+format+"\n", args...)
+}
+
+// env is one server and a connection to it.
+type env struct {
+	label string
+	srv   *embedded.Server // nil for an external server
+	dir   string
+	nc    *nats.Conn
+	js    jetstream.JetStream
+}
+
+// env returns the server of a kind, starting it on first use.
+func (r *runner) env(ctx context.Context, kind string) (*env, error) {
+	if e, ok := r.envs[kind]; ok {
+		return e, nil
+	}
+	e := &env{label: kind}
+	var err error
+	switch kind {
+	case envExternal:
+		if e.nc, err = nats.Connect(r.opts.NATSURL, nats.Name("lexigram bench")); err != nil {
+			return nil, fmt.Errorf("bench: connect to %s: %w", r.opts.NATSURL, err)
+		}
+	default:
+		if e.dir, err = os.MkdirTemp("", "lexigram-bench-"+kind+"-"); err != nil {
+			return nil, fmt.Errorf("bench: temp dir for the %s server: %w", kind, err)
+		}
+		fsync := time.Duration(0)
+		if kind == envNoFsync {
+			fsync = 2 * time.Minute
+		}
+		e.srv, err = embedded.Start(ctx, embedded.Options{DontListen: true, DataDir: e.dir, FsyncInterval: fsync, Logger: r.log})
+		if err != nil {
+			os.RemoveAll(e.dir)
+			return nil, fmt.Errorf("bench: start the %s server: %w", kind, err)
+		}
+		if e.nc, err = e.srv.Connect(); err != nil {
+			e.close()
+			return nil, fmt.Errorf("bench: connect to the %s server: %w", kind, err)
+		}
+		r.progress("started an embedded server (%s) in %s", e.srv.Durability(), e.dir)
+	}
+	if e.js, err = jetstream.New(e.nc); err != nil {
+		e.close()
+		return nil, fmt.Errorf("bench: JetStream context on the %s server: %w", kind, err)
+	}
+	r.envs[kind] = e
+	return e, nil
+}
+
+func (e *env) close() {
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	if e.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = e.srv.Shutdown(ctx)
+	}
+	if e.dir != "" {
+		_ = os.RemoveAll(e.dir)
+	}
+}
+
+func (r *runner) close() {
+	for _, e := range r.envs {
+		e.close()
+	}
+}
+
+// newStore creates an event store on a fresh stream of this run. done
+// deletes the stream.
+func (r *runner) newStore(ctx context.Context, e *env, storage jetstream.StorageType) (st *lxjs.EventStore, done func(), err error) {
+	r.seq++
+	name := fmt.Sprintf("LXBENCH_%s_%d", r.runID, r.seq)
+	st, err = lxjs.New(ctx, e.js, lxjs.Options{
+		Stream:        name,
+		SubjectPrefix: fmt.Sprintf("lxbench.%s.%d", r.runID, r.seq),
+		Storage:       storage,
+		Registry:      r.reg,
+		Logger:        r.log,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("create stream %s on the %s server: %w", name, e.label, err)
+	}
+	return st, func() { r.deleteStream(e, name) }, nil
+}
+
+// deleteStream removes a stream the bench made. Failing to is reported,
+// not returned: the figures are still good.
+func (r *runner) deleteStream(e *env, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		r.progress("could not delete stream %s on the %s server: %v (delete it with `nats stream rm %s`)", name, e.label, err, name)
+	}
+}
