@@ -108,3 +108,17 @@ func median(xs []float64) float64 {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// pairedRatio is the median of the rounds' ours/raw ratios. Each round
+// runs both sides back to back, so a ratio within a round cancels the
+// machine's drift between rounds, which on a shared two-core machine is
+// larger than the difference being measured.
+func pairedRatio(ours, raw []float64) float64 {
+	ratios := make([]float64, 0, len(ours))
+	for i := range min(len(ours), len(raw)) {
+		if raw[i] > 0 {
+			ratios = append(ratios, ours[i]/raw[i])
+		}
+	}
+	return median(ratios)
+}

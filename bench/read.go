@@ -254,7 +254,7 @@ func (r *runner) readAll(ctx context.Context, e *env) ([]Figure, error) {
 		}
 	}
 	return []Figure{{
-		Name: name, Ours: median(o), Raw: median(w), Unit: "events/s", Target: ">= 0.80",
+		Name: name, Ours: median(o), Raw: median(w), Ratio: pairedRatio(o, w), Unit: "events/s", Target: ">= 0.80",
 		Note: fmt.Sprintf("%d events in %d aggregates, preloaded in %.0fs with the store's headers; median of %d alternating reads; ours decodes every event, raw is an ordered consumer's Messages() with PullMaxMessages(2000) as the store uses, no decoding",
 			total, max(1, total/loadEvents), preloadTook.Seconds(), r.plan.readAllRounds),
 	}}, nil

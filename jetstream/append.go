@@ -53,7 +53,10 @@ func (s *EventStore) Append(ctx context.Context, stream platform.StreamID, expec
 	}
 	subject := subjectOf(s.opts.SubjectPrefix, stream)
 
-	a := &appendOp{s: s, stream: stream, subject: subject, events: events, bodies: bodies, expected: expected}
+	a := &appendOp{s: s, stream: stream, subject: subject, events: events, expected: expected, msgs: make([]*nats.Msg, len(events))}
+	for i := range events {
+		a.msgs[i] = s.newMsg(subject, &events[i], bodies[i])
+	}
 	if err := a.checkSizes(); err != nil {
 		return platform.AppendResult{}, err
 	}
@@ -66,20 +69,19 @@ type appendOp struct {
 	stream   platform.StreamID
 	subject  string
 	events   []platform.Envelope
-	bodies   [][]byte
+	msgs     []*nats.Msg // one per event; publish sets their versions
 	expected platform.ExpectedVersion
 	lastSeen tail // the aggregate's last event when base found a conflict
 }
 
 func (a *appendOp) checkSizes() error {
 	limit := a.s.MaxEventSize()
-	for i := range a.events {
-		if n := len(a.bodies[i]); n > limit {
+	for i, m := range a.msgs {
+		if n := len(m.Data); n > limit {
 			return platform.Errorf(platform.CodeInvalidArgument,
 				"append to %s: event %d (%s) is %d bytes encoded; the limit is %d (the server's max_payload %d less %d for headers): make the event smaller, or raise max_payload",
 				a.stream, i+1, a.events[i].Type, n, limit, a.s.maxMsg, headerRoom)
 		}
-		m := a.s.newMsg(a.subject, &a.events[i], 0, a.bodies[i])
 		if n := msgSize(m) + 128; n > a.s.maxMsg { // 128: the batch and expectation headers added later
 			return platform.Errorf(platform.CodeInvalidArgument,
 				"append to %s: event %d (%s) is %d bytes with its headers; the server's max_payload is %d: carry less metadata",
@@ -198,9 +200,9 @@ func (a *appendOp) alreadyStored(cur tail) (platform.AppendResult, bool) {
 // publish sends the events after base: one conditional publish, or one
 // atomic batch with the condition on its first message.
 func (a *appendOp) publish(ctx context.Context, base tail) (platform.AppendResult, error) {
-	msgs := make([]*nats.Msg, len(a.events))
-	for i := range a.events {
-		msgs[i] = a.s.newMsg(a.subject, &a.events[i], base.version+uint64(i)+1, a.bodies[i])
+	msgs := a.msgs
+	for i, m := range msgs {
+		setVersion(m, base.version+uint64(i)+1)
 	}
 	msgs[0].Header[jetstream.ExpectedLastSubjSeqHeader] = []string{uitoa(base.seq)}
 	res := platform.AppendResult{FirstVersion: base.version + 1, LastVersion: base.version + uint64(len(msgs))}

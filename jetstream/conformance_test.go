@@ -18,13 +18,14 @@ import (
 // fresh store without paying for a fresh server every time.
 var streamCounter atomic.Int64
 
-func harnessOn(js jetstream.JetStream, replicas int) func(t *testing.T) storetest.Harness {
+func harnessOn(js jetstream.JetStream, replicas int, codec platform.Codec) func(t *testing.T) storetest.Harness {
 	return func(t *testing.T) storetest.Harness {
 		n := streamCounter.Add(1)
 		opts := lxjs.Options{
 			Stream:        fmt.Sprint("CONF", n),
 			SubjectPrefix: fmt.Sprint("conf", n),
 			Replicas:      replicas,
+			Codec:         codec,
 			Registry:      platform.NewRegistry(),
 			Logger:        embeddedtest.Logger(t),
 		}
@@ -57,7 +58,16 @@ func TestConformanceR1File(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.TestEventStore(t, harnessOn(js, 1))
+	storetest.TestEventStore(t, harnessOn(js, 1, platform.Msgpack))
+}
+
+func TestConformanceR1FileJSON(t *testing.T) {
+	s := embeddedtest.Server(t)
+	js, err := jetstream.New(embeddedtest.Conn(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.TestEventStore(t, harnessOn(js, 1, platform.JSON))
 }
 
 func TestConformanceR3(t *testing.T) {
@@ -69,5 +79,5 @@ func TestConformanceR3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.TestEventStore(t, harnessOn(js, 3))
+	storetest.TestEventStore(t, harnessOn(js, 3, platform.Msgpack))
 }

@@ -23,24 +23,33 @@ const (
 	hdrMetaPrefix  = "Lx-Meta-"
 )
 
-// newMsg builds the message for one prepared event at version.
-func (s *EventStore) newMsg(subject string, e *platform.Envelope, version uint64, body []byte) *nats.Msg {
+// newMsg builds the message for one prepared event. The version and
+// expected-sequence headers are placeholders until the append knows them
+// (setVersion).
+func (s *EventStore) newMsg(subject string, e *platform.Envelope, body []byte) *nats.Msg {
 	h := make(nats.Header, 8+len(e.Metadata))
-	h[jetstream.MsgIDHeader] = []string{e.ID}
-	h[hdrType] = []string{e.Type}
-	h[hdrSchema] = []string{strconv.Itoa(e.SchemaVersion)}
-	h[hdrVersion] = []string{strconv.FormatUint(version, 10)}
-	h[hdrCodec] = []string{s.codec.Name()}
+	// One backing array for the header values saves an allocation per header.
+	vals := &[...]string{e.ID, e.Type, strconv.Itoa(e.SchemaVersion), s.codec.Name(), e.CorrelationID, e.CausationID, ""}
+	h[jetstream.MsgIDHeader] = vals[0:1:1]
+	h[hdrType] = vals[1:2:2]
+	h[hdrSchema] = vals[2:3:3]
+	h[hdrCodec] = vals[3:4:4]
 	if e.CorrelationID != "" {
-		h[hdrCorrelation] = []string{e.CorrelationID}
+		h[hdrCorrelation] = vals[4:5:5]
 	}
 	if e.CausationID != "" {
-		h[hdrCausation] = []string{e.CausationID}
+		h[hdrCausation] = vals[5:6:6]
 	}
+	h[hdrVersion] = vals[6:7:7]
 	for k, v := range e.Metadata {
 		h[hdrMetaPrefix+k] = []string{v}
 	}
 	return &nats.Msg{Subject: subject, Header: h, Data: body}
+}
+
+// setVersion sets the aggregate version of a message from newMsg.
+func setVersion(m *nats.Msg, version uint64) {
+	m.Header[hdrVersion][0] = strconv.FormatUint(version, 10)
 }
 
 // msgSize estimates the bytes a message takes against max_payload, which

@@ -1,7 +1,9 @@
 package platform
 
 import (
+	"bytes"
 	"encoding/json"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -34,8 +36,31 @@ func CodecByName(name string) (Codec, error) {
 
 type msgpackCodec struct{}
 
-func (msgpackCodec) Name() string                       { return "msgpack" }
-func (msgpackCodec) Marshal(v any) ([]byte, error)      { return msgpack.Marshal(v) }
+// msgpackBuffers are scratch buffers: msgpack.Marshal grows a fresh buffer
+// several times per event; encoding into a reused one and copying out the
+// result costs one allocation.
+var msgpackBuffers = sync.Pool{New: func() any { return new(msgpackScratch) }}
+
+type msgpackScratch struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+func (msgpackCodec) Name() string { return "msgpack" }
+
+func (msgpackCodec) Marshal(v any) ([]byte, error) {
+	s := msgpackBuffers.Get().(*msgpackScratch)
+	defer msgpackBuffers.Put(s)
+	s.buf.Reset()
+	if s.enc == nil {
+		s.enc = msgpack.NewEncoder(&s.buf)
+	}
+	if err := s.enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(s.buf.Bytes()), nil
+}
+
 func (msgpackCodec) Unmarshal(data []byte, v any) error { return msgpack.Unmarshal(data, v) }
 
 type jsonCodec struct{}

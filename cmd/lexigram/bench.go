@@ -37,6 +37,7 @@ func benchCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&opts.Quick, "quick", false, "small sizes: the whole run in under a minute")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the figures as JSON: [{name, ours, raw, unit, ratio, target}]")
 	cmd.Flags().StringVar(&opts.NATSURL, "nats-url", "", "run against this NATS server instead of embedded ones")
+	cmd.Flags().BoolVar(&opts.InProcess, "in-process", false, "connect to the embedded servers in-process (as the node's components do) instead of over loopback TCP (as applications do)")
 	cmd.Flags().StringVar(&opts.Filter, "filter", "", "run only the figures whose name contains this")
 	return cmd
 }
