@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/lexigram/events/platform"
 )
@@ -59,32 +58,12 @@ func (s *EventStore) Read(ctx context.Context, stream platform.StreamID, after p
 // consumer is created, and each page is one request.
 func (s *EventStore) readDirect(ctx context.Context, subject string, start uint64) iter.Seq2[*jetstream.RawStreamMsg, error] {
 	return func(yield func(*jetstream.RawStreamMsg, error) bool) {
-		for {
-			page, err := jetstreamext.GetBatch(ctx, s.js, s.opts.Stream, readPage,
-				jetstreamext.GetBatchSeq(start), jetstreamext.GetBatchSubject(subject))
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			more := false
-			for m, err := range page {
-				if errors.Is(err, jetstreamext.ErrNoMessages) {
-					return
-				}
-				if err != nil {
-					yield(nil, err)
-					return
-				}
-				if !yield(m, nil) {
+		for more := true; more; {
+			for m, err := range s.getter.page(ctx, subject, start, readPage, &more) {
+				if !yield(m, err) || err != nil {
 					return
 				}
 				start = m.Sequence + 1
-				// Nats-Num-Pending counts the matching messages after this
-				// one; more than zero at the end of a page means another page.
-				more = m.Header.Get("Nats-Num-Pending") != "0"
-			}
-			if !more {
-				return
 			}
 		}
 	}

@@ -39,6 +39,7 @@ type EventStore struct {
 	registry *platform.Registry
 	caps     Capabilities
 	maxMsg   int // the server's max_payload
+	getter   *batchGetter
 }
 
 // Capabilities are what the connected server can do for the store.
@@ -65,6 +66,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*EventStore
 	if s.stream, err = s.ensureStream(ctx); err != nil {
 		return nil, err
 	}
+	s.getter = newBatchGetter(js, opts.Stream)
 	opts.Logger.InfoContext(ctx, "event store ready", "stream", opts.Stream, "subjects", opts.SubjectPrefix+".>",
 		"server", s.caps.ServerVersion, "api_level", s.caps.APILevel, "atomic_batch", s.caps.AtomicBatch,
 		"replicas", opts.Replicas, "storage", opts.Storage.String())
