@@ -190,3 +190,59 @@ func TestStreamConfigContradictionsRefuseToStart(t *testing.T) {
 	}
 	_ = st
 }
+
+// TestReadPagesThroughLongHistories reads an aggregate of 2,500 events,
+// three pages of direct gets, interleaved with another aggregate's events,
+// from the start and from revisions inside the second page.
+func TestReadPagesThroughLongHistories(t *testing.T) {
+	env := newR1(t)
+	ctx := context.Background()
+	id, other := platform.StreamID{Type: "order", ID: "long"}, platform.StreamID{Type: "order", ID: "other"}
+	var rev, otherRev platform.Revision
+	for _, n := range []int{1000, 1000, 500} {
+		evs := make([]any, n)
+		for i := range evs {
+			evs[i] = itemAdded{SKU: "s", Qty: int(rev.Version) + i + 1}
+		}
+		res, err := env.store.Append(ctx, id, platform.ExactRevision(rev), events(evs...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev = res.Revision()
+		if res, err = env.store.Append(ctx, other, platform.ExactRevision(otherRev), events(orderPlaced{"x"})); err != nil {
+			t.Fatal(err)
+		}
+		otherRev = res.Revision()
+	}
+	got := readStream(t, env.store, id)
+	if len(got) != 2500 {
+		t.Fatalf("read %d events, want 2500", len(got))
+	}
+	for i, e := range got {
+		if e.Version != uint64(i+1) || e.Event.(itemAdded).Qty != i+1 || e.Stream != id {
+			t.Fatalf("event %d: version %d, %+v of %s", i, e.Version, e.Event, e.Stream)
+		}
+	}
+	for _, after := range []platform.Revision{got[1499].Revision(), {Version: 1500}} {
+		n := 0
+		for e, err := range env.store.Read(ctx, id, after) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Version != uint64(1501+n) {
+				t.Fatalf("read after %+v: event %d has version %d", after, n, e.Version)
+			}
+			n++
+		}
+		if n != 1000 {
+			t.Fatalf("read after %+v: %d events, want 1000", after, n)
+		}
+	}
+	// Stopping early leaves the store usable.
+	for range env.store.Read(ctx, id, platform.Revision{}) {
+		break
+	}
+	if got := readStream(t, env.store, other); len(got) != 3 {
+		t.Fatalf("other aggregate: %d events, want 3", len(got))
+	}
+}
