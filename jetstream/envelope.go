@@ -64,13 +64,32 @@ func msgSize(m *nats.Msg) int {
 	return n
 }
 
+// subjects remembers the last subject parsed: reads meet the same
+// aggregate many times in a row.
+type subjects struct {
+	prefix  string
+	subject string
+	stream  platform.StreamID
+}
+
+func (c *subjects) streamOf(subject string) (platform.StreamID, error) {
+	if subject == c.subject {
+		return c.stream, nil
+	}
+	st, err := streamOf(c.prefix, subject)
+	if err == nil {
+		c.subject, c.stream = subject, st
+	}
+	return st, err
+}
+
 // decode turns a stored message into an envelope. Anything missing or
 // unreadable is a CodeCorruptEvent error naming the position.
-func (s *EventStore) decode(subject string, seq uint64, tm time.Time, h nats.Header, data []byte) (platform.Envelope, error) {
+func (s *EventStore) decode(names *subjects, subject string, seq uint64, tm time.Time, h nats.Header, data []byte) (platform.Envelope, error) {
 	corrupt := func(format string, args ...any) (platform.Envelope, error) {
 		return platform.Envelope{}, platform.Errorf(platform.CodeCorruptEvent, "event at position %d on %s: "+format, append([]any{seq, subject}, args...)...)
 	}
-	stream, err := streamOf(s.opts.SubjectPrefix, subject)
+	stream, err := names.streamOf(subject)
 	if err != nil {
 		return corrupt("%w", err)
 	}

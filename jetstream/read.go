@@ -26,6 +26,7 @@ func (s *EventStore) Read(ctx context.Context, stream platform.StreamID, after p
 			return
 		}
 		subject := subjectOf(s.opts.SubjectPrefix, stream)
+		names := subjects{prefix: s.opts.SubjectPrefix}
 		start := after.Position + 1
 		msgs := s.readDirect
 		if !s.caps.BatchGet {
@@ -46,7 +47,7 @@ func (s *EventStore) Read(ctx context.Context, stream platform.StreamID, after p
 					continue
 				}
 			}
-			e, err := s.decode(m.Subject, m.Sequence, m.Time, m.Header, m.Data)
+			e, err := s.decode(&names, m.Subject, m.Sequence, m.Time, m.Header, m.Data)
 			if !yield(e, err) || err != nil {
 				return
 			}
@@ -141,12 +142,13 @@ func (s *EventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[platfo
 		if end <= after {
 			return
 		}
+		names := subjects{prefix: s.opts.SubjectPrefix}
 		for m, err := range s.consume(ctx, []string{s.opts.SubjectPrefix + ".>"}, after+1, end) {
 			if err != nil {
 				yield(platform.Envelope{}, platform.Errorf(platform.CodeStoreUnavailable, "read all after %d: %w", after, err))
 				return
 			}
-			e, err := s.decode(m.Subject, m.Sequence, m.Time, m.Header, m.Data)
+			e, err := s.decode(&names, m.Subject, m.Sequence, m.Time, m.Header, m.Data)
 			if !yield(e, err) || err != nil {
 				return
 			}

@@ -61,7 +61,26 @@ func (msgpackCodec) Marshal(v any) ([]byte, error) {
 	return bytes.Clone(s.buf.Bytes()), nil
 }
 
-func (msgpackCodec) Unmarshal(data []byte, v any) error { return msgpack.Unmarshal(data, v) }
+// msgpackReaders pair a decoder with a reader, which msgpack.Unmarshal
+// allocates afresh for every event.
+var msgpackReaders = sync.Pool{New: func() any { return new(msgpackReader) }}
+
+type msgpackReader struct {
+	rd  bytes.Reader
+	dec *msgpack.Decoder
+}
+
+func (msgpackCodec) Unmarshal(data []byte, v any) error {
+	r := msgpackReaders.Get().(*msgpackReader)
+	defer msgpackReaders.Put(r)
+	r.rd.Reset(data)
+	if r.dec == nil {
+		r.dec = msgpack.NewDecoder(&r.rd)
+	} else {
+		r.dec.Reset(&r.rd)
+	}
+	return r.dec.Decode(v)
+}
 
 type jsonCodec struct{}
 
