@@ -734,7 +734,7 @@ func testReadAllStopsAtHead(t *testing.T, h *harness) {
 				evs := events("during", 1)
 				withIDs(evs)
 				if _, err := h.Store.Append(t.Context(), streams[0], platform.Any(), evs); err != nil {
-					r.err = fmt.Errorf("Append during ReadAll: %w", err)
+					r.err = fmt.Errorf("append during ReadAll: %w", err)
 					return
 				}
 				r.added = append(r.added, evs[0].ID)
