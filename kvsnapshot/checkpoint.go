@@ -36,18 +36,9 @@ func NewCheckpointStore(ctx context.Context, js jetstream.JetStream, opts Checkp
 	if opts.Bucket == "" {
 		opts.Bucket = DefaultCheckpointBucket
 	}
-	if opts.Replicas == 0 {
-		opts.Replicas = 1
-	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      opts.Bucket,
-		Description: "lexigram projection and handler checkpoints",
-		History:     1,
-		Storage:     opts.Storage,
-		Replicas:    opts.Replicas,
-	})
+	kv, err := openBucket(ctx, js, opts.Bucket, "lexigram projection and handler checkpoints", opts.Replicas, opts.Storage)
 	if err != nil {
-		return nil, storeErr(err, "create or update checkpoint bucket %q", opts.Bucket)
+		return nil, err
 	}
 	return &CheckpointStore{kv: kv, bucket: opts.Bucket}, nil
 }

@@ -66,15 +66,9 @@ func NewSnapshotStore(ctx context.Context, js jetstream.JetStream, opts Snapshot
 	if opts.Replicas == 0 {
 		opts.Replicas = 1
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      opts.Bucket,
-		Description: "lexigram aggregate snapshots",
-		History:     1,
-		Storage:     opts.Storage,
-		Replicas:    opts.Replicas,
-	})
+	kv, err := openBucket(ctx, js, opts.Bucket, "lexigram aggregate snapshots", opts.Replicas, opts.Storage)
 	if err != nil {
-		return nil, storeErr(err, "create or update snapshot bucket %q", opts.Bucket)
+		return nil, err
 	}
 	return &SnapshotStore{js: js, kv: kv, bucket: opts.Bucket, objBucket: opts.Bucket + "_large", opts: opts}, nil
 }
@@ -370,4 +364,20 @@ func backoff(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// openBucket creates a one-value-per-key bucket, or updates its
+// configuration if it exists.
+func openBucket(ctx context.Context, js jetstream.JetStream, bucket, description string, replicas int, storage jetstream.StorageType) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: description,
+		History:     1,
+		Storage:     storage,
+		Replicas:    max(replicas, 1),
+	})
+	if err != nil {
+		return nil, storeErr(err, "create or update bucket %q", bucket)
+	}
+	return kv, nil
 }
