@@ -1,13 +1,17 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,6 +34,12 @@ type Options struct {
 	// applications do; in-process calls are cheaper, so the store's fixed
 	// cost per call is a larger share of them.
 	InProcess bool
+	// ServerCommand starts each embedded server as a child process: the
+	// command with "--data-dir DIR --fsync-interval D" appended, which
+	// prints "URL <client url>" on stdout. A server in its own process
+	// keeps its heap out of the client's garbage collection, as a real
+	// server does. Empty: the servers run inside this process.
+	ServerCommand []string
 }
 
 // Figure is one measurement of ours against raw.
@@ -226,7 +236,8 @@ func (r *runner) progress(format string, args ...any) {
 // env is one server and a connection to it.
 type env struct {
 	label string
-	srv   *embedded.Server // nil for an external server
+	srv   *embedded.Server // nil for an external server or a child process
+	child *exec.Cmd        // the server's process, with ServerCommand
 	dir   string
 	nc    *nats.Conn
 	js    jetstream.JetStream
@@ -252,21 +263,33 @@ func (r *runner) env(ctx context.Context, kind string) (*env, error) {
 		if kind == envNoFsync {
 			fsync = 2 * time.Minute
 		}
-		e.srv, err = embedded.Start(ctx, embedded.Options{Port: embedded.RandomPort, DontListen: r.opts.InProcess, DataDir: e.dir, FsyncInterval: fsync, Logger: r.log})
+		var url, durability string
+		if len(r.opts.ServerCommand) > 0 && !r.opts.InProcess {
+			url, err = e.startChild(ctx, r.opts.ServerCommand, fsync)
+			durability = "fsync before ack"
+			if fsync > 0 {
+				durability = "fsync every " + fsync.String()
+			}
+		} else {
+			e.srv, err = embedded.Start(ctx, embedded.Options{Port: embedded.RandomPort, DontListen: r.opts.InProcess, DataDir: e.dir, FsyncInterval: fsync, Logger: r.log})
+			if err == nil {
+				url, durability = e.srv.ClientURL(), e.srv.Durability()
+			}
+		}
 		if err != nil {
-			os.RemoveAll(e.dir)
+			e.close()
 			return nil, fmt.Errorf("bench: start the %s server: %w", kind, err)
 		}
 		if r.opts.InProcess {
 			e.nc, err = e.srv.Connect()
 		} else {
-			e.nc, err = nats.Connect(e.srv.ClientURL(), nats.Name("lexigram bench"))
+			e.nc, err = nats.Connect(url, nats.Name("lexigram bench"))
 		}
 		if err != nil {
 			e.close()
 			return nil, fmt.Errorf("bench: connect to the %s server: %w", kind, err)
 		}
-		r.progress("started an embedded server (%s) in %s", e.srv.Durability(), e.dir)
+		r.progress("started an embedded server (%s) in %s", durability, e.dir)
 	}
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		e.close()
@@ -276,9 +299,54 @@ func (r *runner) env(ctx context.Context, kind string) (*env, error) {
 	return e, nil
 }
 
+// startChild runs the server command and returns the URL it prints.
+func (e *env) startChild(ctx context.Context, command []string, fsync time.Duration) (string, error) {
+	args := append(slices.Clone(command[1:]), "--data-dir", e.dir, "--fsync-interval", fsync.String())
+	e.child = exec.Command(command[0], args...)
+	out, err := e.child.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	e.child.Stderr = os.Stderr
+	if err := e.child.Start(); err != nil {
+		return "", err
+	}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if url, ok := strings.CutPrefix(sc.Text(), "URL "); ok {
+				urls <- url
+			}
+		}
+		close(urls)
+	}()
+	select {
+	case url, ok := <-urls:
+		if !ok {
+			return "", fmt.Errorf("%s exited without printing its URL", command[0])
+		}
+		return url, nil
+	case <-time.After(30 * time.Second):
+		return "", fmt.Errorf("%s printed no URL within 30s", command[0])
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
 func (e *env) close() {
 	if e.nc != nil {
 		e.nc.Close()
+	}
+	if e.child != nil && e.child.Process != nil {
+		_ = e.child.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = e.child.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = e.child.Process.Kill()
+		}
 	}
 	if e.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

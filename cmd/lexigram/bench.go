@@ -1,13 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lexigram/events/bench"
+	"github.com/lexigram/events/embedded"
 )
 
 func benchCommand() *cobra.Command {
@@ -21,6 +27,9 @@ func benchCommand() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			opts.Out = cmd.ErrOrStderr() // progress; the figures go to stdout
+			if exe, err := os.Executable(); err == nil {
+				opts.ServerCommand = []string{exe, "bench-server"}
+			}
 			figs, err := bench.Run(ctx, opts)
 			if err != nil {
 				return err
@@ -39,5 +48,36 @@ func benchCommand() *cobra.Command {
 	cmd.Flags().StringVar(&opts.NATSURL, "nats-url", "", "run against this NATS server instead of embedded ones")
 	cmd.Flags().BoolVar(&opts.InProcess, "in-process", false, "connect to the embedded servers in-process (as the node's components do) instead of over loopback TCP (as applications do)")
 	cmd.Flags().StringVar(&opts.Filter, "filter", "", "run only the figures whose name contains this")
+	return cmd
+}
+
+// benchServerCommand is the child process that lexigram bench starts for
+// each embedded server, so that the server's heap stays out of the
+// client's garbage collection.
+func benchServerCommand() *cobra.Command {
+	var dataDir string
+	var fsync time.Duration
+	cmd := &cobra.Command{
+		Use:    "bench-server",
+		Short:  "Run an embedded NATS server for lexigram bench and print its URL",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			srv, err := embedded.Start(ctx, embedded.Options{Port: embedded.RandomPort, DataDir: dataDir, FsyncInterval: fsync,
+				Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "URL "+srv.ClientURL())
+			<-ctx.Done()
+			shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return srv.Shutdown(shutdown)
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "JetStream directory")
+	cmd.Flags().DurationVar(&fsync, "fsync-interval", 0, "0: fsync before every ack")
 	return cmd
 }

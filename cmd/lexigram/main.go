@@ -19,7 +19,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), benchCommand(), versionCommand())
+	root.AddCommand(serveCommand(), benchCommand(), benchServerCommand(), versionCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "lexigram:", err)
 		os.Exit(1)
