@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/lexigram/events/platform"
+)
 
 // Config is the whole configuration of a lexigram process. Build it with
 // [Default] or [Load]; the zero value is not a working configuration.
@@ -154,4 +158,15 @@ func Default() Config {
 		Logging: Logging{Level: "info", Format: "text"},
 		HTTP:    HTTP{Addr: "127.0.0.1:8080"},
 	}
+}
+
+// Policy is the repository snapshot policy these settings describe. The
+// file's 0 ("disabled") and the platform's 0 ("the default, 100") differ,
+// so translate here rather than copy the field.
+func (s Snapshots) Policy() platform.SnapshotPolicy {
+	p := platform.SnapshotPolicy{EveryEvents: s.EveryEvents, Interval: s.Interval}
+	if s.EveryEvents == 0 {
+		p.EveryEvents = -1
+	}
+	return p
 }

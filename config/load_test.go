@@ -413,3 +413,12 @@ func TestREADMEListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+func TestSnapshotsPolicy(t *testing.T) {
+	if p := Default().Snapshots.Policy(); p.EveryEvents != 100 || p.Interval != 0 {
+		t.Errorf("default policy %+v, want every 100 events", p)
+	}
+	if p := (Snapshots{EveryEvents: 0, Interval: time.Minute}).Policy(); p.EveryEvents != -1 || p.Interval != time.Minute {
+		t.Errorf("every_events 0 must turn count-based snapshots off, got %+v", p)
+	}
+}
