@@ -94,7 +94,6 @@ func (g *batchGetter) page(ctx context.Context, subject string, seq uint64, batc
 				case "204": // end of batch
 					return
 				case "404": // nothing (more) on the subject
-					*more = false
 					return
 				default:
 					yield(nil, fmt.Errorf("direct get on %s from %d: status %s %s", subject, seq, status, m.Header.Get("Description")))

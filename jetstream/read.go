@@ -28,11 +28,7 @@ func (s *EventStore) Read(ctx context.Context, stream platform.StreamID, after p
 		subject := subjectOf(s.opts.SubjectPrefix, stream)
 		names := subjects{prefix: s.opts.SubjectPrefix}
 		start := after.Position + 1
-		msgs := s.readDirect
-		if !s.caps.BatchGet {
-			msgs = s.readOrdered
-		}
-		for m, err := range msgs(ctx, subject, start) {
+		for m, err := range s.readSubject(ctx, subject, start) {
 			if err != nil {
 				yield(platform.Envelope{}, platform.Errorf(platform.CodeStoreUnavailable, "read %s: %w", stream, err))
 				return
@@ -70,9 +66,13 @@ func (s *EventStore) readDirect(ctx context.Context, subject string, start uint6
 	}
 }
 
-// readOrdered reads the subject with an ordered consumer, for servers
-// without batched direct get (before 2.11).
-func (s *EventStore) readOrdered(ctx context.Context, subject string, start uint64) iter.Seq2[*jetstream.RawStreamMsg, error] {
+// readSubject yields one aggregate's stored messages from start on:
+// batched direct gets where the server has them (2.11+), an ordered
+// consumer before that.
+func (s *EventStore) readSubject(ctx context.Context, subject string, start uint64) iter.Seq2[*jetstream.RawStreamMsg, error] {
+	if s.caps.BatchGet {
+		return s.readDirect(ctx, subject, start)
+	}
 	return s.consume(ctx, []string{subject}, start, 0)
 }
 
@@ -224,11 +224,7 @@ func (s *EventStore) Truncate(ctx context.Context, stream platform.StreamID, thr
 // positionOf finds the position of one version of the aggregate by reading
 // its versions from the start.
 func (s *EventStore) positionOf(ctx context.Context, subject string, version uint64) (uint64, error) {
-	msgs := s.readDirect
-	if !s.caps.BatchGet {
-		msgs = s.readOrdered
-	}
-	for m, err := range msgs(ctx, subject, 1) {
+	for m, err := range s.readSubject(ctx, subject, 1) {
 		if err != nil {
 			return 0, platform.Errorf(platform.CodeStoreUnavailable, "find version %d on %s: %w", version, subject, err)
 		}
