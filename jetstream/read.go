@@ -73,12 +73,15 @@ func (s *EventStore) readSubject(ctx context.Context, subject string, start uint
 	if s.caps.BatchGet {
 		return s.readDirect(ctx, subject, start)
 	}
-	return s.consume(ctx, []string{subject}, start, 0)
+	return s.consume(ctx, []string{subject}, start, 0, false)
 }
 
 // consume yields the stream's messages on subjects from start through end
 // (0: through the last matching message when the call starts).
-func (s *EventStore) consume(ctx context.Context, subjects []string, start, end uint64) iter.Seq2[*jetstream.RawStreamMsg, error] {
+// consume reads the subjects from start through end in stream order. With
+// follow it does not stop at the head but waits for new messages until ctx
+// ends.
+func (s *EventStore) consume(ctx context.Context, subjects []string, start, end uint64, follow bool) iter.Seq2[*jetstream.RawStreamMsg, error] {
 	return func(yield func(*jetstream.RawStreamMsg, error) bool) {
 		cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 			FilterSubjects: subjects,
@@ -92,7 +95,7 @@ func (s *EventStore) consume(ctx context.Context, subjects []string, start, end 
 		// The consumer's pending count says how many messages there are to
 		// read; a new consumer with nothing pending has nothing to give.
 		info := cons.CachedInfo()
-		if info.NumPending == 0 {
+		if info.NumPending == 0 && !follow {
 			return
 		}
 		it, err := cons.Messages(jetstream.PullMaxMessages(2000))
@@ -121,7 +124,7 @@ func (s *EventStore) consume(ctx context.Context, subjects []string, start, end 
 				return
 			}
 			m := &jetstream.RawStreamMsg{Subject: msg.Subject(), Sequence: md.Sequence.Stream, Header: msg.Headers(), Data: msg.Data(), Time: md.Timestamp}
-			if !yield(m, nil) || md.NumPending == 0 || md.Sequence.Stream == end {
+			if !yield(m, nil) || (!follow && md.NumPending == 0) || md.Sequence.Stream == end {
 				return
 			}
 		}
@@ -143,7 +146,7 @@ func (s *EventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[platfo
 			return
 		}
 		names := subjects{prefix: s.opts.SubjectPrefix}
-		for m, err := range s.consume(ctx, []string{s.opts.SubjectPrefix + ".>"}, after+1, end) {
+		for m, err := range s.consume(ctx, []string{s.opts.SubjectPrefix + ".>"}, after+1, end, false) {
 			if err != nil {
 				yield(platform.Envelope{}, platform.Errorf(platform.CodeStoreUnavailable, "read all after %d: %w", after, err))
 				return
@@ -157,6 +160,30 @@ func (s *EventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[platfo
 }
 
 // Delete purges the aggregate's subject.
+// Subscribe yields every event after position after in stream order, then
+// each new event as it is stored, until ctx ends (its error is the last
+// thing yielded) or the caller stops. It reads through an ordered
+// consumer, so it sees only events the stream accepted: a rejected batch
+// never shows up here. Holes left by deleted aggregates are skipped.
+func (s *EventStore) Subscribe(ctx context.Context, after uint64) iter.Seq2[platform.Envelope, error] {
+	return func(yield func(platform.Envelope, error) bool) {
+		names := subjects{prefix: s.opts.SubjectPrefix}
+		for m, err := range s.consume(ctx, []string{s.opts.SubjectPrefix + ".>"}, after+1, 0, true) {
+			if err != nil {
+				if ctx.Err() == nil {
+					err = platform.Errorf(platform.CodeStoreUnavailable, "subscribe after %d: %w", after, err)
+				}
+				yield(platform.Envelope{}, err)
+				return
+			}
+			e, err := s.decode(&names, m.Subject, m.Sequence, m.Time, m.Header, m.Data)
+			if !yield(e, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
 func (s *EventStore) Delete(ctx context.Context, stream platform.StreamID) error {
 	if err := stream.Validate(); err != nil {
 		return err

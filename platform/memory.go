@@ -28,6 +28,8 @@ type MemoryEventStore struct {
 	log     []memEvent // in position order, with deleted entries removed
 	streams map[StreamID]*memStream
 	head    uint64 // last position handed out
+	// appended is closed and replaced by every append: Subscribe waits on it.
+	appended chan struct{}
 }
 
 type memEvent struct {
@@ -52,7 +54,7 @@ func NewMemoryEventStore(opts MemoryOptions) *MemoryEventStore {
 	if opts.MaxEventSize == 0 {
 		opts.MaxEventSize = 1 << 20
 	}
-	return &MemoryEventStore{opts: opts, streams: map[StreamID]*memStream{}}
+	return &MemoryEventStore{opts: opts, streams: map[StreamID]*memStream{}, appended: make(chan struct{})}
 }
 
 func (s *MemoryEventStore) Append(ctx context.Context, stream StreamID, expected ExpectedVersion, events []Envelope) (AppendResult, error) {
@@ -97,6 +99,8 @@ func (s *MemoryEventStore) Append(ctx context.Context, stream StreamID, expected
 		st.index = append(st.index, s.head)
 	}
 	res.LastVersion, res.LastPosition = st.version, s.head
+	close(s.appended)
+	s.appended = make(chan struct{})
 	return res, nil
 }
 
@@ -142,6 +146,33 @@ func (s *MemoryEventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[
 			next = m.env.Position + 1
 			e, err := s.decode(ctx, m)
 			if !yield(e, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Subscribe yields every event after position after in position order,
+// then each new event as it is appended, until ctx ends (its error is the
+// last thing yielded) or the caller stops.
+func (s *MemoryEventStore) Subscribe(ctx context.Context, after uint64) iter.Seq2[Envelope, error] {
+	return func(yield func(Envelope, error) bool) {
+		for {
+			s.mu.RLock()
+			wake, head := s.appended, s.head
+			s.mu.RUnlock()
+			for e, err := range s.ReadAll(ctx, after) {
+				if !yield(e, err) || err != nil {
+					return
+				}
+				after = e.Position
+			}
+			// Every position up to head was yielded or deleted.
+			after = max(after, head)
+			select {
+			case <-wake:
+			case <-ctx.Done():
+				yield(Envelope{}, ctx.Err())
 				return
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"reflect"
 	"slices"
@@ -78,6 +79,7 @@ func TestEventStore(t *testing.T, newStore func(t *testing.T) Harness) {
 		{"ReadAll", testReadAll},
 		{"ReadAllStopsAtHead", testReadAllStopsAtHead},
 		{"ReadAllSkipsHoles", testReadAllSkipsHoles},
+		{"SubscribeCatchesUpThenFollows", testSubscribe},
 		{"Delete", testDelete},
 		{"Truncate", testTruncate},
 		{"TruncateThroughLast", testTruncateThroughLast},
@@ -799,6 +801,91 @@ func testReadAllSkipsHoles(t *testing.T, h *harness) {
 	// The first event of c and of the remaining a keep their places.
 	if len(read(t, h.Store, c, platform.Revision{})) != 4 {
 		t.Fatalf("%v lost events", c)
+	}
+}
+
+// subscriber is the live tail both stores offer beside EventStore.
+type subscriber interface {
+	Subscribe(ctx context.Context, after uint64) iter.Seq2[platform.Envelope, error]
+}
+
+func testSubscribe(t *testing.T, h *harness) {
+	sub, ok := h.Store.(subscriber)
+	if !ok {
+		t.Skipf("%T has no Subscribe method", h.Store)
+	}
+	streams, _ := interleave(t, h)
+	all := readAll(t, h.Store, 0)
+	if err := h.Store.Delete(t.Context(), streams[1]); err != nil {
+		t.Fatalf("Delete(%v): %v", streams[1], err)
+	}
+	after := all[0].Position
+	var want []platform.Envelope
+	for _, e := range all[1:] {
+		if e.Stream != streams[1] {
+			want = append(want, e)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	type item struct {
+		e   platform.Envelope
+		err error
+	}
+	got := make(chan item, 64)
+	go func() {
+		defer close(got)
+		for e, err := range sub.Subscribe(ctx, after) {
+			got <- item{e, err}
+		}
+	}()
+	next := func(what string) item {
+		t.Helper()
+		select {
+		case it, ok := <-got:
+			if !ok {
+				t.Fatalf("Subscribe ended before %s", what)
+			}
+			return it
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Subscribe yielded nothing for 10s while waiting for %s", what)
+			return item{}
+		}
+	}
+	var caught []platform.Envelope
+	for range want {
+		it := next("the history")
+		if it.err != nil {
+			t.Fatalf("Subscribe(%d) while catching up: %v", after, it.err)
+		}
+		caught = append(caught, it.e)
+	}
+	sameEnvelopes(t, fmt.Sprintf("Subscribe(%d) over the history", after), caught, want)
+
+	res := mustAppend(t, h.Store, streams[2], platform.Any(), events("live", 2))
+	for v := res.FirstVersion; v <= res.LastVersion; v++ {
+		it := next("a live event")
+		if it.err != nil {
+			t.Fatalf("Subscribe while following: %v", it.err)
+		}
+		if it.e.Stream != streams[2] || it.e.Version != v || it.e.Position != res.FirstPosition+(v-res.FirstVersion) {
+			t.Fatalf("Subscribe yielded %v v%d at %d, want %v v%d from position %d", it.e.Stream, it.e.Version, it.e.Position, streams[2], v, res.FirstPosition)
+		}
+	}
+
+	cancel()
+	it := next("the end")
+	if !errors.Is(it.err, context.Canceled) {
+		t.Fatalf("Subscribe after cancel yielded (%v, %v), want context.Canceled", it.e.Stream, it.err)
+	}
+	select {
+	case _, ok := <-got:
+		if ok {
+			t.Fatal("Subscribe yielded after its context's error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Subscribe did not return after its context ended")
 	}
 }
 
