@@ -183,6 +183,10 @@ func (r *runner) jobs() []job {
 		job{names: []string{r.readAllName()}, env: plain, run: r.readAll},
 		job{names: []string{"append.allocs"}, env: plain, run: r.allocs},
 	)
+	jobs = append(jobs, r.groupCommitJobs()...)
+	jobs = append(jobs, r.busJobs()...)
+	jobs = append(jobs, r.durableJobs()...)
+	jobs = append(jobs, r.projectionJobs()...)
 	return jobs
 }
 

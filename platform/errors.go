@@ -23,9 +23,16 @@ const (
 	CodeUnsupported        Code = "LXE-009" // the server lacks a feature the call needs
 	CodeStoreUnavailable   Code = "LXE-010" // the store could not be reached in time
 	CodeConfigConflict     Code = "LXE-011" // existing infrastructure contradicts what we need
+	CodeNoHandler          Code = "LXE-012" // no handler is registered for a command or query type
+	CodeDuplicateHandler   Code = "LXE-013" // a second handler for a type that takes exactly one
+	CodeHandlerTimeout     Code = "LXE-014" // a handler ran past its deadline
 	CodeProjectionBuild    Code = "LXE-015"
+	CodeCircuitOpen        Code = "LXE-016" // a circuit breaker refused the call
+	CodeSagaExecution      Code = "LXE-017" // a saga step or its compensation failed
 	CodeWebhookDelivery    Code = "LXE-018"
+	CodeHandlerPanic       Code = "LXE-019" // a handler panicked; the panic was recovered
 	CodeCheckpointConflict Code = "LXE-020" // a checkpoint moved under a compare-and-set
+	CodeNotLeader          Code = "LXE-021" // another instance holds the lease or the pin
 )
 
 // Error is the error type of the platform: a stable code, a message for
@@ -70,6 +77,17 @@ var (
 	ErrStoreUnavailable   = &Error{Code: CodeStoreUnavailable}
 	ErrConfigConflict     = &Error{Code: CodeConfigConflict}
 	ErrCheckpointConflict = &Error{Code: CodeCheckpointConflict}
+	ErrCommandExecution   = &Error{Code: CodeCommandExecution}
+	ErrQueryExecution     = &Error{Code: CodeQueryExecution}
+	ErrEventHandler       = &Error{Code: CodeEventHandler}
+	ErrNoHandler          = &Error{Code: CodeNoHandler}
+	ErrDuplicateHandler   = &Error{Code: CodeDuplicateHandler}
+	ErrHandlerTimeout     = &Error{Code: CodeHandlerTimeout}
+	ErrProjectionBuild    = &Error{Code: CodeProjectionBuild}
+	ErrCircuitOpen        = &Error{Code: CodeCircuitOpen}
+	ErrSagaExecution      = &Error{Code: CodeSagaExecution}
+	ErrHandlerPanic       = &Error{Code: CodeHandlerPanic}
+	ErrNotLeader          = &Error{Code: CodeNotLeader}
 )
 
 // Errorf builds an *Error with a formatted message; a %w verb in format
