@@ -1,0 +1,625 @@
+package durable_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lexigram/events/embedded"
+	"github.com/lexigram/events/embedded/embeddedtest"
+	"github.com/lexigram/events/handlers/durable"
+	lxjs "github.com/lexigram/events/jetstream"
+	"github.com/lexigram/events/platform"
+)
+
+type orderPlaced struct{ N int }
+type orderShipped struct{ N int }
+
+func testRegistry() *platform.Registry {
+	reg := platform.NewRegistry()
+	platform.MustRegister[orderPlaced](reg, "order.placed", 1)
+	platform.MustRegister[orderShipped](reg, "order.shipped", 1)
+	return reg
+}
+
+// env is one embedded server, a store on it and a DLQ. proc opens a
+// further connection, standing for another process.
+type env struct {
+	t     *testing.T
+	srv   *embedded.Server
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	store *lxjs.EventStore
+	reg   *platform.Registry
+	dlq   *durable.DLQ
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	srv := embeddedtest.Server(t, func(o *embedded.Options) { o.FsyncInterval = time.Minute })
+	e := &env{t: t, srv: srv, reg: testRegistry()}
+	e.nc, e.js = e.proc()
+	var err error
+	e.store, err = lxjs.New(context.Background(), e.js, lxjs.Options{Registry: e.reg, Storage: jetstream.MemoryStorage, Logger: embeddedtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.dlq, err = durable.OpenDLQ(context.Background(), e.js, e.store, durable.DLQOptions{Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (e *env) proc() (*nats.Conn, jetstream.JetStream) {
+	nc := embeddedtest.Conn(e.t, e.srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return nc, js
+}
+
+// start runs a handler on js (one "process") and stops it at cleanup.
+func (e *env) start(js jetstream.JetStream, name string, fn func(context.Context, platform.Envelope) error, opts durable.Options) *durable.Handler {
+	e.t.Helper()
+	if opts.DLQ == nil {
+		opts.DLQ = e.dlq
+	}
+	opts.Registry = e.reg
+	opts.Logger = embeddedtest.Logger(e.t)
+	h, err := durable.New(context.Background(), js, e.store, name, fn, opts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = h.Stop(ctx)
+	})
+	return h
+}
+
+// append stores events for order id and returns the position of the last.
+func (e *env) append(id string, evs ...any) uint64 {
+	e.t.Helper()
+	envs := make([]platform.Envelope, len(evs))
+	for i, ev := range evs {
+		envs[i] = platform.Envelope{Event: ev}
+	}
+	res, err := e.store.Append(context.Background(), platform.StreamID{Type: "order", ID: id}, platform.Any(), envs)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res.LastPosition
+}
+
+// eventually polls cond until it holds or 15s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *env) entries(handler string) []durable.Entry {
+	e.t.Helper()
+	var out []durable.Entry
+	for en, err := range e.dlq.List(context.Background(), handler) {
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, en)
+	}
+	return out
+}
+
+func TestAcksOnlyAfterTheHandlerReturns(t *testing.T) {
+	e := newEnv(t)
+	release := make(chan struct{})
+	called := make(chan platform.Envelope, 1)
+	h := e.start(e.js, "acker", func(ctx context.Context, ev platform.Envelope) error {
+		called <- ev
+		<-release
+		return nil
+	}, durable.Options{})
+	pos := e.append("o1", orderPlaced{N: 1})
+	ev := <-called
+	if ev.Position != pos || ev.Event != (orderPlaced{N: 1}) || ev.Stream.ID != "o1" || ev.Version != 1 {
+		t.Fatalf("handler got %+v", ev)
+	}
+	info, err := h.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 1 || info.AckFloor.Stream != 0 {
+		t.Fatalf("while the handler runs: ack pending %d, ack floor %d; want 1 and 0", info.NumAckPending, info.AckFloor.Stream)
+	}
+	close(release)
+	eventually(t, "the ack", func() bool {
+		info, err := h.Info(context.Background())
+		return err == nil && info.AckFloor.Stream == pos && info.NumAckPending == 0
+	})
+}
+
+func TestRetriesThenDeadLetters(t *testing.T) {
+	e := newEnv(t)
+	var calls atomic.Int32
+	e.start(e.js, "flaky", func(ctx context.Context, ev platform.Envelope) error {
+		calls.Add(1)
+		return errors.New("payment gateway said no")
+	}, durable.Options{MaxDeliver: 3, Backoff: []time.Duration{20 * time.Millisecond}})
+	before := time.Now()
+	pos := e.append("o1", orderPlaced{N: 7})
+	eventually(t, "the DLQ entry", func() bool { return len(e.entries("flaky")) == 1 })
+	en := e.entries("flaky")[0]
+	stored, err := e.js.Stream(context.Background(), e.store.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := stored.GetMsg(context.Background(), pos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case en.ID != (durable.ID{Handler: "flaky", Position: pos}):
+		t.Errorf("ID %v, want flaky/%d", en.ID, pos)
+	case en.Error != "payment gateway said no" || en.Reason != durable.ReasonMaxDeliveries || en.RecordedBy != "handler":
+		t.Errorf("error %q, reason %q, recorded by %q", en.Error, en.Reason, en.RecordedBy)
+	case en.Deliveries != 3 || calls.Load() != 3:
+		t.Errorf("deliveries %d, calls %d: want 3", en.Deliveries, calls.Load())
+	case en.Time.Before(before) || time.Since(en.Time) > time.Minute:
+		t.Errorf("time %v, test began %v", en.Time, before)
+	case en.Subject != orig.Subject || en.Stream != e.store.StreamName() || string(en.Data) != string(orig.Data) || len(en.Data) == 0:
+		t.Errorf("entry subject %q stream %q data %q; original %q %q", en.Subject, en.Stream, en.Data, orig.Subject, orig.Data)
+	case en.EventType() != "order.placed" || en.Header.Get("Nats-Msg-Id") != orig.Header.Get("Nats-Msg-Id"):
+		t.Errorf("entry headers %v, original %v", en.Header, orig.Header)
+	case !en.EventTime.Equal(orig.Time):
+		t.Errorf("event time %v, stored %v", en.EventTime, orig.Time)
+	}
+	got, err := e.dlq.Get(context.Background(), en.ID)
+	if err != nil || got.Error != en.Error {
+		t.Fatalf("Get(%v) = %+v, %v", en.ID, got, err)
+	}
+}
+
+func TestPoisonIsTerminatedAtOnce(t *testing.T) {
+	e := newEnv(t)
+	var calls atomic.Int32
+	e.start(e.js, "strict", func(ctx context.Context, ev platform.Envelope) error {
+		calls.Add(1)
+		if ev.Event.(orderPlaced).N == 13 {
+			return fmt.Errorf("order 13: %w", durable.Permanent(errors.New("unlucky number")))
+		}
+		return nil
+	}, durable.Options{MaxDeliver: 5, Backoff: []time.Duration{time.Hour}})
+
+	permanent := e.append("o1", orderPlaced{N: 13})
+	// Events the store did not write, straight into its stream.
+	subject, _ := e.store.Subject(platform.StreamID{Type: "order", ID: "o2"})
+	unknown := nats.Header{"Lx-Type": {"order.vanished"}, "Lx-Version": {"1"}, "Lx-Schema": {"1"}, "Lx-Codec": {"msgpack"}}
+	corrupt := nats.Header{"Lx-Type": {"order.placed"}, "Lx-Version": {"1"}, "Lx-Schema": {"1"}, "Lx-Codec": {"msgpack"}}
+	var poison []uint64
+	for _, m := range []*nats.Msg{{Subject: subject, Header: unknown, Data: []byte{0x80}}, {Subject: subject, Header: corrupt, Data: []byte("not msgpack")}} {
+		ack, err := e.js.PublishMsg(context.Background(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		poison = append(poison, ack.Sequence)
+	}
+	ok := e.append("o3", orderPlaced{N: 1})
+
+	eventually(t, "three DLQ entries", func() bool { return len(e.entries("strict")) == 3 })
+	want := map[uint64]string{permanent: "unlucky number", poison[0]: "not registered", poison[1]: "decode"}
+	for _, en := range e.entries("strict") {
+		if en.Deliveries != 1 || en.Reason != durable.ReasonTerminated || !strings.Contains(en.Error, want[en.ID.Position]) {
+			t.Errorf("entry %v: deliveries %d, reason %q, error %q; want 1, terminated, %q", en.ID, en.Deliveries, en.Reason, en.Error, want[en.ID.Position])
+		}
+	}
+	if n := calls.Load(); n != 2 { // #13 once, the good one once; the poison never reaches the handler
+		t.Errorf("handler called %d times, want 2", n)
+	}
+	_ = ok
+}
+
+func TestReplayAndDiscard(t *testing.T) {
+	e := newEnv(t)
+	var fixed atomic.Bool
+	seen := make(chan platform.Envelope, 10)
+	e.start(e.js, "replayed", func(ctx context.Context, ev platform.Envelope) error {
+		if !fixed.Load() {
+			return durable.Permanent(errors.New("not yet"))
+		}
+		seen <- ev
+		return nil
+	}, durable.Options{})
+	p1 := e.append("o1", orderPlaced{N: 1})
+	p2 := e.append("o2", orderPlaced{N: 2})
+	eventually(t, "two DLQ entries", func() bool { return len(e.entries("replayed")) == 2 })
+	if n, err := e.dlq.Size(context.Background(), "replayed"); err != nil || n != 2 {
+		t.Fatalf("Size = %d, %v; want 2", n, err)
+	}
+
+	fixed.Store(true)
+	if err := e.dlq.Replay(context.Background(), durable.ID{Handler: "replayed", Position: p1}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-seen:
+		if ev.Position != p1 || ev.Event != (orderPlaced{N: 1}) || ev.Stream.ID != "o1" || ev.Version != 1 {
+			t.Fatalf("the replay reached the handler as %+v", ev)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the replay did not reach the handler")
+	}
+	eventually(t, "the replayed entry to go", func() bool {
+		ens := e.entries("replayed")
+		return len(ens) == 1 && ens[0].ID.Position == p2
+	})
+
+	id2 := durable.ID{Handler: "replayed", Position: p2}
+	if err := e.dlq.Discard(context.Background(), id2); err != nil {
+		t.Fatal(err)
+	}
+	if ens := e.entries("replayed"); len(ens) != 0 {
+		t.Fatalf("after Discard: %v", ens)
+	}
+	if err := e.dlq.Discard(context.Background(), id2); !errors.Is(err, platform.ErrInvalidArgument) {
+		t.Fatalf("Discard of a missing entry: %v", err)
+	}
+	if err := e.dlq.Replay(context.Background(), id2); !errors.Is(err, platform.ErrInvalidArgument) {
+		t.Fatalf("Replay of a missing entry: %v", err)
+	}
+	// The event store never saw the replay: o1 still has one event.
+	n := 0
+	for _, err := range e.store.Read(context.Background(), platform.StreamID{Type: "order", ID: "o1"}, platform.Revision{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("o1 has %d events after the replay, want 1", n)
+	}
+	if len(seen) != 0 {
+		t.Fatalf("the handler saw %d more events", len(seen))
+	}
+}
+
+func TestReplayThatFailsAgainReplacesTheEntry(t *testing.T) {
+	e := newEnv(t)
+	var calls atomic.Int32
+	e.start(e.js, "stubborn", func(ctx context.Context, ev platform.Envelope) error {
+		return durable.Permanent(fmt.Errorf("attempt %d", calls.Add(1)))
+	}, durable.Options{})
+	p := e.append("o1", orderPlaced{N: 1})
+	eventually(t, "the DLQ entry", func() bool { return len(e.entries("stubborn")) == 1 })
+	if err := e.dlq.Replay(context.Background(), durable.ID{Handler: "stubborn", Position: p}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the entry to carry the replay's error", func() bool {
+		ens := e.entries("stubborn")
+		return len(ens) == 1 && ens[0].Error == "attempt 2"
+	})
+}
+
+func TestRedeliveryWhenAProcessDies(t *testing.T) {
+	e := newEnv(t)
+	ncA, jsA := e.proc()
+	_, jsB := e.proc()
+	const n = 20
+	var mu sync.Mutex
+	handled := map[uint64]string{}
+	record := func(who string, ev platform.Envelope) {
+		mu.Lock()
+		handled[ev.Position] = who
+		mu.Unlock()
+	}
+	stuck := make(chan struct{})
+	release := make(chan struct{})
+	defer close(release)
+	var once sync.Once
+	opts := durable.Options{AckWait: time.Second, Prefetch: 5}
+	e.start(jsA, "survivor", func(ctx context.Context, ev platform.Envelope) error {
+		once.Do(func() { close(stuck) })
+		<-release // the process "dies" in the middle of this event
+		return nil
+	}, opts)
+	first := e.append("o0", orderPlaced{N: 0})
+	<-stuck
+	ncA.Close()
+	e.start(jsB, "survivor", func(ctx context.Context, ev platform.Envelope) error {
+		record("B", ev)
+		return nil
+	}, opts)
+	for i := 1; i < n; i++ {
+		e.append(fmt.Sprintf("o%d", i), orderPlaced{N: i})
+	}
+	eventually(t, "every event handled by B", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) == n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if handled[first] != "B" {
+		t.Fatalf("the event A died on was not handled by B: %v", handled)
+	}
+}
+
+func TestDeadLetterSurvivesAProcessDyingOnTheLastDelivery(t *testing.T) {
+	e := newEnv(t)
+	ncA, jsA := e.proc()
+	_, jsB := e.proc()
+	stuck := make(chan struct{})
+	release := make(chan struct{})
+	defer close(release)
+	opts := durable.Options{AckWait: time.Second, MaxDeliver: 1}
+	e.start(jsA, "fragile", func(ctx context.Context, ev platform.Envelope) error {
+		close(stuck)
+		<-release
+		return errors.New("never recorded")
+	}, opts)
+	var calls atomic.Int32
+	e.start(jsB, "fragile", func(ctx context.Context, ev platform.Envelope) error {
+		calls.Add(1)
+		return nil
+	}, opts)
+	// Only A pulls the first event: B is started but the event is A's
+	// as soon as A's handler runs.
+	pos := e.append("o1", orderPlaced{N: 1})
+	<-stuck
+	ncA.Close()
+	eventually(t, "the advisory's DLQ entry", func() bool { return len(e.entries("fragile")) == 1 })
+	en := e.entries("fragile")[0]
+	if en.ID.Position != pos || en.Reason != durable.ReasonMaxDeliveries || en.RecordedBy != "advisory" || en.Deliveries != 1 || len(en.Data) == 0 || en.EventType() != "order.placed" {
+		t.Fatalf("entry %+v", en)
+	}
+	if calls.Load() != 0 {
+		t.Fatalf("B handled the event %d times after its last delivery", calls.Load())
+	}
+}
+
+func TestInstancesShareTheWork(t *testing.T) {
+	e := newEnv(t)
+	const n = 200
+	var mu sync.Mutex
+	seen := map[uint64]int{}
+	by := map[string]int{}
+	started := map[string]chan struct{}{"A": make(chan struct{}), "B": make(chan struct{})}
+	handler := func(who, other string) func(context.Context, platform.Envelope) error {
+		var once sync.Once
+		return func(ctx context.Context, ev platform.Envelope) error {
+			once.Do(func() {
+				close(started[who])
+				// Hold the first event until the other instance has one,
+				// so neither can take everything.
+				select {
+				case <-started[other]:
+				case <-time.After(10 * time.Second):
+				}
+			})
+			mu.Lock()
+			seen[ev.Position]++
+			by[who]++
+			mu.Unlock()
+			return nil
+		}
+	}
+	_, jsA := e.proc()
+	_, jsB := e.proc()
+	opts := durable.Options{Prefetch: 10}
+	e.start(jsA, "shared", handler("A", "B"), opts)
+	e.start(jsB, "shared", handler("B", "A"), opts)
+	for i := range n {
+		e.append(fmt.Sprintf("o%d", i%10), orderPlaced{N: i})
+	}
+	eventually(t, "every event", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for pos, c := range seen {
+		if c != 1 {
+			t.Errorf("event %d handled %d times", pos, c)
+		}
+	}
+	if by["A"] == 0 || by["B"] == 0 || by["A"]+by["B"] != n {
+		t.Errorf("A handled %d, B %d; want both some, %d together", by["A"], by["B"], n)
+	}
+}
+
+func TestPerAggregateOrderUnderParallelism(t *testing.T) {
+	e := newEnv(t)
+	const aggregates, each = 8, 15
+	var mu sync.Mutex
+	versions := map[string][]uint64{}
+	var inFlight, most atomic.Int32
+	var failedOnce sync.Once
+	e.start(e.js, "ordered", func(ctx context.Context, ev platform.Envelope) error {
+		now := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+		}
+		// One event fails once: its retry must still come before the
+		// aggregate's next event.
+		fail := false
+		if ev.Stream.ID == "o3" && ev.Version == 5 {
+			failedOnce.Do(func() { fail = true })
+		}
+		if fail {
+			return errors.New("transient")
+		}
+		time.Sleep(time.Millisecond) // some work, so that workers overlap
+		mu.Lock()
+		versions[ev.Stream.ID] = append(versions[ev.Stream.ID], ev.Version)
+		mu.Unlock()
+		return nil
+	}, durable.Options{Concurrency: 4, PerAggregateOrder: true, Backoff: []time.Duration{50 * time.Millisecond}})
+	for v := range each {
+		for a := range aggregates {
+			e.append(fmt.Sprintf("o%d", a), orderPlaced{N: v})
+		}
+	}
+	eventually(t, "every event", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, vs := range versions {
+			n += len(vs)
+		}
+		return n == aggregates*each
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for id, vs := range versions {
+		if !slices.IsSorted(vs) || len(vs) != each || vs[0] != 1 {
+			t.Errorf("%s saw versions %v", id, vs)
+		}
+	}
+	if most.Load() < 2 {
+		t.Errorf("at most %d handler calls ran at once: no parallelism", most.Load())
+	}
+}
+
+func TestStartPositions(t *testing.T) {
+	e := newEnv(t)
+	p1 := e.append("o1", orderPlaced{N: 1})
+	p2 := e.append("o1", orderPlaced{N: 2})
+	collect := func(name string, start durable.Start) (*durable.Handler, func() []uint64) {
+		var mu sync.Mutex
+		var got []uint64
+		h := e.start(e.js, name, func(ctx context.Context, ev platform.Envelope) error {
+			mu.Lock()
+			got = append(got, ev.Position)
+			mu.Unlock()
+			return nil
+		}, durable.Options{Start: start})
+		return h, func() []uint64 {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(got)
+		}
+	}
+	_, all := collect("from-beginning", durable.FromBeginning)
+	_, now := collect("from-now", durable.FromNow)
+	_, after := collect("after-first", durable.After(p1))
+	p3 := e.append("o1", orderPlaced{N: 3})
+	want := map[string][]uint64{"from-beginning": {p1, p2, p3}, "from-now": {p3}, "after-first": {p2, p3}}
+	gots := map[string]func() []uint64{"from-beginning": all, "from-now": now, "after-first": after}
+	for name, w := range want {
+		eventually(t, name+" to catch up", func() bool { return len(gots[name]()) >= len(w) })
+		if g := gots[name](); !slices.Equal(g, w) {
+			t.Errorf("%s got positions %v, want %v", name, g, w)
+		}
+	}
+
+	// A consumer that exists keeps its position whatever start is asked.
+	h, again := collect("from-now-2", durable.FromNow)
+	if err := h.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p4 := e.append("o1", orderPlaced{N: 4})
+	_, restarted := collect("from-now-2", durable.FromBeginning)
+	eventually(t, "the restarted handler to catch up", func() bool { return len(restarted()) >= 1 })
+	if g := restarted(); !slices.Equal(g, []uint64{p4}) || len(again()) != 0 {
+		t.Errorf("restarted with FromBeginning got %v (first life %v), want only %d", g, again(), p4)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t)
+	m := durable.NewMetrics()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	release := make(chan struct{})
+	h := e.start(e.js, "measured", func(ctx context.Context, ev platform.Envelope) error {
+		switch ev.Event.(orderPlaced).N {
+		case 1:
+			return errors.New("always")
+		case 2:
+			<-release
+		}
+		return nil
+	}, durable.Options{Metrics: m, MaxAckPending: 1, MaxDeliver: 2, Backoff: []time.Duration{10 * time.Millisecond}, EventTypes: []string{"order.placed"}})
+	e.append("o1", orderPlaced{N: 1})  // retried once, then dead-lettered
+	e.append("o2", orderShipped{N: 9}) // skipped
+	e.append("o3", orderPlaced{N: 0})  // ok
+	e.append("o4", orderPlaced{N: 2})  // blocks: ack pending
+	e.append("o5", orderPlaced{N: 0})  // behind it: pending
+	value := func(name string, labels ...string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+		next:
+			for _, mt := range mf.GetMetric() {
+				have := map[string]string{}
+				for _, l := range mt.GetLabel() {
+					have[l.GetName()] = l.GetValue()
+				}
+				for i := 0; i < len(labels); i += 2 {
+					if have[labels[i]] != labels[i+1] {
+						continue next
+					}
+				}
+				if c := mt.GetCounter(); c != nil {
+					return c.GetValue()
+				}
+				return mt.GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	eventually(t, "the blocked event", func() bool {
+		return value("lexigram_durable_consumer_ack_pending", "handler", "measured") == 1 &&
+			value("lexigram_durable_dlq_entries", "handler", "measured") == 1
+	})
+	checks := []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"lexigram_durable_events_total", []string{"handler", "measured", "outcome", "ok"}, 1},
+		{"lexigram_durable_events_total", []string{"handler", "measured", "outcome", "skipped"}, 1},
+		{"lexigram_durable_events_total", []string{"handler", "measured", "outcome", "retried"}, 1},
+		{"lexigram_durable_events_total", []string{"handler", "measured", "outcome", "dead_lettered"}, 1},
+		{"lexigram_durable_dead_lettered_total", []string{"handler", "measured", "reason", "max_deliveries"}, 1},
+		{"lexigram_durable_dlq_entries", []string{"handler", "measured"}, 1},
+		{"lexigram_durable_consumer_ack_pending", []string{"handler", "measured"}, 1},
+	}
+	for _, c := range checks {
+		if got := value(c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	// MaxAckPending 1 keeps o5 on the server while o4 runs: a lag of one.
+	if got := value("lexigram_durable_consumer_pending", "handler", "measured"); got != 1 {
+		t.Errorf("consumer pending = %v, want 1", got)
+	}
+	close(release)
+	eventually(t, "the last events", func() bool {
+		return value("lexigram_durable_events_total", "handler", "measured", "outcome", "ok") == 3
+	})
+	_ = h
+}
