@@ -1,0 +1,259 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/lexigram/events/platform"
+)
+
+// Leases decide which of the processes running a projection applies its
+// events: the one holding the projection's lease.
+type Leases interface {
+	// Acquire waits until this process holds the lease on name, or ctx
+	// ends.
+	Acquire(ctx context.Context, name string) (Lease, error)
+}
+
+// Lease is a held lease.
+type Lease interface {
+	// Lost is closed when the lease is no longer held: another process
+	// took it or it could not be renewed in time.
+	Lost() <-chan struct{}
+	// Release gives the lease up so that another process takes over at
+	// once.
+	Release(ctx context.Context) error
+}
+
+// soloLeases is the Leases of Options{}: this process is the only one.
+type soloLeases struct{}
+
+func (soloLeases) Acquire(ctx context.Context, name string) (Lease, error) {
+	return soloLease{}, ctx.Err()
+}
+
+type soloLease struct{}
+
+func (soloLease) Lost() <-chan struct{}           { return nil }
+func (soloLease) Release(ctx context.Context) error { return nil }
+
+// DefaultLeaseBucket is the KV bucket of KVLeaseOptions{}.
+const DefaultLeaseBucket = "lexigram_leases"
+
+// KVLeaseOptions configure NewKVLeases. The zero value works.
+type KVLeaseOptions struct {
+	Bucket   string                // default DefaultLeaseBucket
+	TTL      time.Duration         // how long a lease outlives its holder's last renewal; default 5s, at least 1s
+	Instance string                // this process's name in the lease; default host-pid-random
+	Replicas int                   // 0 means 1
+	Storage  jetstream.StorageType // zero value: file storage
+	Logger   *slog.Logger          // default slog.Default()
+}
+
+// KVLeases are leases on a JetStream key-value bucket: the key
+// "projection.<name>" holds the holder's instance name. Acquire creates the
+// key (compare-and-set on revision 0); the holder rewrites it every TTL/3
+// with compare-and-set on its revision. The bucket's max age is the TTL, so
+// a key its holder stops renewing (the process died, its connection
+// closed) expires after at most TTL, and the server leaves a delete marker
+// that wakes the waiting processes through a watch. Release deletes the
+// key, so a clean stop hands over at once.
+//
+// A lease is not strict exclusion (a paused holder can run on for a moment
+// after its lease expired): the projection's checkpoint, written with
+// compare-and-set, stops the loser of such an overlap.
+type KVLeases struct {
+	kv   jetstream.KeyValue
+	opts KVLeaseOptions
+}
+
+// NewKVLeases creates the lease bucket, or updates its settings.
+func NewKVLeases(ctx context.Context, js jetstream.JetStream, opts KVLeaseOptions) (*KVLeases, error) {
+	if opts.Bucket == "" {
+		opts.Bucket = DefaultLeaseBucket
+	}
+	if opts.TTL == 0 {
+		opts.TTL = 5 * time.Second
+	}
+	if opts.TTL < time.Second {
+		return nil, platform.Errorf(platform.CodeInvalidArgument, "lease TTL %v: use at least 1s (the server's delete markers live at least a second)", opts.TTL)
+	}
+	if opts.Instance == "" {
+		host, _ := os.Hostname()
+		opts.Instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), nuid.Next()[:8])
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	cfg := jetstream.KeyValueConfig{
+		Bucket:         opts.Bucket,
+		Description:    "lexigram projection leases: which process applies a projection's events",
+		History:        1,
+		TTL:            opts.TTL,
+		Replicas:       max(opts.Replicas, 1),
+		Storage:        opts.Storage,
+		LimitMarkerTTL: opts.TTL,
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+		// Before 2.11 expiries leave no marker: waiting processes notice
+		// on their next try instead, within TTL/4.
+		cfg.LimitMarkerTTL = 0
+		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+	}
+	if err != nil {
+		return nil, platform.Errorf(platform.CodeStoreUnavailable, "projections: open lease bucket %q: %w", opts.Bucket, err)
+	}
+	return &KVLeases{kv: kv, opts: opts}, nil
+}
+
+// Instance is this process's name in the leases it holds.
+func (l *KVLeases) Instance() string { return l.opts.Instance }
+
+// Holder returns the instance holding the lease on name, or "" if none
+// does.
+func (l *KVLeases) Holder(ctx context.Context, name string) (string, error) {
+	e, err := l.kv.Get(ctx, "projection."+name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return "", nil
+	}
+	if err != nil {
+		return "", platform.Errorf(platform.CodeStoreUnavailable, "projections: read lease %q: %w", name, err)
+	}
+	return string(e.Value()), nil
+}
+
+// Acquire waits until it holds the lease on name: it tries at once, then
+// whenever the key is deleted or expires, and every TTL/4 in case a wake-up
+// was missed.
+func (l *KVLeases) Acquire(ctx context.Context, name string) (Lease, error) {
+	key := "projection." + name
+	var freed <-chan jetstream.KeyValueEntry
+	if w, err := l.kv.Watch(ctx, key, jetstream.UpdatesOnly(), jetstream.MetaOnly()); err == nil {
+		defer func() { _ = w.Stop() }()
+		freed = w.Updates()
+	}
+	retry := time.NewTicker(l.opts.TTL / 4)
+	defer retry.Stop()
+	for {
+		rev, err := l.kv.Create(ctx, key, []byte(l.opts.Instance))
+		if err == nil {
+			return l.hold(key, rev), nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			l.opts.Logger.WarnContext(ctx, "projection lease: cannot reach the lease bucket; trying again", "lease", key, "err", err)
+		}
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-retry.C:
+				waiting = false
+			case e, ok := <-freed:
+				if !ok {
+					freed = nil
+				} else if e != nil && e.Operation() != jetstream.KeyValuePut {
+					waiting = false
+				}
+			}
+		}
+	}
+}
+
+func (l *KVLeases) hold(key string, rev uint64) *kvLease {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &kvLease{l: l, key: key, rev: rev, lost: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	go h.renew(ctx)
+	return h
+}
+
+type kvLease struct {
+	l      *KVLeases
+	key    string
+	cancel context.CancelFunc
+	done   chan struct{} // closed when renew returns
+
+	mu       sync.Mutex
+	rev      uint64
+	lost     chan struct{}
+	lostOnce sync.Once
+}
+
+func (h *kvLease) Lost() <-chan struct{} { return h.lost }
+
+func (h *kvLease) markLost() { h.lostOnce.Do(func() { close(h.lost) }) }
+
+// renew rewrites the key every TTL/3. A revision mismatch means another
+// process holds it now; failing to renew for longer than the TTL means the
+// key has expired on the server.
+func (h *kvLease) renew(ctx context.Context) {
+	defer close(h.done)
+	ttl := h.l.opts.TTL
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	lastOK := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		rev := h.rev
+		h.mu.Unlock()
+		rctx, cancel := context.WithTimeout(ctx, ttl/3)
+		next, err := h.l.kv.Update(rctx, h.key, []byte(h.l.opts.Instance), rev)
+		cancel()
+		switch {
+		case err == nil:
+			h.mu.Lock()
+			h.rev = next
+			h.mu.Unlock()
+			lastOK = time.Now()
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyNotFound):
+			h.l.opts.Logger.Warn("projection lease lost: another process holds it", "lease", h.key, "instance", h.l.opts.Instance)
+			h.markLost()
+			return
+		case time.Since(lastOK) >= ttl*2/3:
+			// Give up before the server expires the key, so the overlap
+			// with the next holder stays short.
+			h.l.opts.Logger.Warn("projection lease lost: not renewed in time", "lease", h.key, "instance", h.l.opts.Instance, "err", err)
+			h.markLost()
+			return
+		}
+	}
+}
+
+// Release stops renewing and deletes the key if this process still holds
+// it.
+func (h *kvLease) Release(ctx context.Context) error {
+	h.cancel()
+	<-h.done
+	select {
+	case <-h.lost:
+		return nil
+	default:
+	}
+	h.markLost()
+	h.mu.Lock()
+	rev := h.rev
+	h.mu.Unlock()
+	err := h.l.kv.Delete(ctx, h.key, jetstream.LastRevision(rev))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
+		return platform.Errorf(platform.CodeStoreUnavailable, "projections: release lease %q: %w", h.key, err)
+	}
+	return nil
+}
