@@ -42,7 +42,7 @@ func (soloLeases) Acquire(ctx context.Context, name string) (Lease, error) {
 
 type soloLease struct{}
 
-func (soloLease) Lost() <-chan struct{}           { return nil }
+func (soloLease) Lost() <-chan struct{}             { return nil }
 func (soloLease) Release(ctx context.Context) error { return nil }
 
 // DefaultLeaseBucket is the KV bucket of KVLeaseOptions{}.
