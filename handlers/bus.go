@@ -1,0 +1,211 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/lexigram/events/platform"
+)
+
+// core is what the command and the query bus share: one handler per type,
+// run in process or served and reached over NATS.
+type core[R any] struct {
+	kind      Kind
+	o         Options
+	tracer    trace.Tracer
+	spanNames *names
+	chain     func(h call[Message, R], mw []Middleware) call[Message, R]
+	encode    func(c platform.Codec, r R) ([]byte, error) // a served handler's reply
+
+	mu      sync.RWMutex
+	entries map[string]*entry[R]
+}
+
+type entry[R any] struct {
+	h      call[Message, R]
+	decode func(c platform.Codec, data []byte) (any, error)
+	scope  *Scope
+}
+
+func newCore[R any](kind Kind, o Options, chain func(call[Message, R], []Middleware) call[Message, R], encode func(platform.Codec, R) ([]byte, error)) *core[R] {
+	o.defaults()
+	return &core[R]{kind: kind, o: o, tracer: o.TracerProvider.Tracer(instrumentation), spanNames: newNames("dispatch " + string(kind) + " "),
+		chain: chain, encode: encode, entries: map[string]*entry[R]{}}
+}
+
+// typeName returns the registered name of a message type.
+func (c *core[R]) typeName(v any, what string) (string, error) {
+	et, err := c.o.Registry.TypeOf(v)
+	if err != nil {
+		return "", platform.Errorf(platform.CodeOf(err), "%s %T: %w (handlers use the bus's Options.Registry)", what, v, err)
+	}
+	return et.Name, nil
+}
+
+// register adds the one handler of a type; scoped handlers also run the
+// scope's middleware, inside the bus's.
+func (c *core[R]) register(sc *Scope, name string, h call[Message, R], decode func(platform.Codec, []byte) (any, error), serve func(micro.Request)) error {
+	if sc != nil {
+		h = c.chain(h, sc.mw)
+	}
+	e := &entry[R]{h: c.chain(h, c.o.Middleware), decode: decode, scope: sc}
+	c.mu.Lock()
+	if prev, ok := c.entries[name]; ok {
+		c.mu.Unlock()
+		return platform.Errorf(platform.CodeDuplicateHandler, "%s %q already has a handler%s: a %s type takes exactly one handler per bus; remove one of them (several processes serving the same type share its load, which is not a duplicate)",
+			c.kind, name, prev.scope.describe(), c.kind)
+	}
+	c.entries[name] = e
+	c.mu.Unlock()
+	if c.o.Remote != nil {
+		if err := c.o.Remote.serve(c.kind, name, serve); err != nil {
+			c.remove(name, e)
+			return err
+		}
+	}
+	if sc != nil {
+		sc.onClose(func() { c.remove(name, e) })
+	}
+	return nil
+}
+
+func (c *core[R]) remove(name string, e *entry[R]) {
+	c.mu.Lock()
+	if c.entries[name] == e {
+		delete(c.entries, name)
+	}
+	c.mu.Unlock()
+}
+
+func (c *core[R]) lookup(name string) *entry[R] {
+	c.mu.RLock()
+	e := c.entries[name]
+	c.mu.RUnlock()
+	return e
+}
+
+// Handles reports whether this bus has a handler of the type in process.
+func (c *core[R]) Handles(typ string) bool { return c.lookup(typ) != nil }
+
+// message builds the message for a value: its ID from a MessageID method
+// or a new ULID, the correlation ID from ctx or else its own ID, and the
+// causation ID from ctx.
+func newMessage(ctx context.Context, typ string, body any) Message {
+	m := Message{Type: typ, Body: body, CorrelationID: platform.CorrelationID(ctx), CausationID: platform.CausationID(ctx)}
+	if id, ok := body.(interface{ MessageID() string }); ok {
+		m.ID = id.MessageID()
+	}
+	if m.ID == "" {
+		m.ID = platform.NewEventID()
+	}
+	if m.CorrelationID == "" {
+		m.CorrelationID = m.ID
+	}
+	return m
+}
+
+// startSpan starts the dispatch span, the parent of the handler's span
+// here or in another process.
+func (c *core[R]) startSpan(ctx context.Context, m Message) (context.Context, trace.Span) {
+	ctx, span := c.tracer.Start(ctx, c.spanNames.get(m.Type), trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("lexigram.kind", string(c.kind)), attribute.String("lexigram.type", m.Type),
+			attribute.String("lexigram.id", m.ID), attribute.String("lexigram.correlation_id", m.CorrelationID))
+	}
+	return ctx, span
+}
+
+// run runs the handler's pipeline in this process.
+func (c *core[R]) run(ctx context.Context, e *entry[R], m Message) (r R, err error) {
+	ctx = context.WithValue(ctx, messageKey, &dispatch{msg: m})
+	if c.kind == KindCommand {
+		ctx = commandContext(ctx, m)
+	}
+	defer func() {
+		if p := recover(); p != nil { // a pipeline without Recovery must not crash the process
+			err = panicError(c.kind, m.Type, m.ID, p)
+		}
+		if err != nil {
+			err = c.wrap(ctx, m, err)
+		}
+	}()
+	return e.h(ctx, m)
+}
+
+// wrap gives a handler's error the bus's code, keeping it as the cause.
+func (c *core[R]) wrap(ctx context.Context, m Message, err error) error {
+	code := execCode(c.kind)
+	if platform.CodeOf(err) == code {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, platform.ErrHandlerTimeout) && ctx.Err() != nil {
+		err = platform.Errorf(platform.CodeHandlerTimeout, "%s %s (%s) ran past its deadline: %w", c.kind, m.Type, m.ID, err)
+	}
+	return platform.Errorf(code, "%s %s (%s) failed: %w", c.kind, m.Type, m.ID, err)
+}
+
+func (c *core[R]) noHandler(typ string) error {
+	if c.o.Remote == nil {
+		return platform.Errorf(platform.CodeNoHandler, "%s %q has no handler in this process and the bus has no Remote: register one with handlers.Handle%s, or give the bus a Remote to reach other processes",
+			c.kind, typ, titleKind(c.kind))
+	}
+	return platform.Errorf(platform.CodeNoHandler, "%s %q has no handler here: register one with handlers.Handle%s", c.kind, typ, titleKind(c.kind))
+}
+
+// send sends a message to the process that serves its type.
+func (c *core[R]) send(ctx context.Context, m Message) (*nats.Msg, error) {
+	if c.o.Remote == nil {
+		return nil, c.noHandler(m.Type)
+	}
+	data, err := c.o.Codec.Marshal(m.Body)
+	if err != nil {
+		return nil, platform.Errorf(platform.CodeInvalidArgument, "%s %s: encode with %s: %w", c.kind, m.Type, c.o.Codec.Name(), err)
+	}
+	return c.o.Remote.request(ctx, c.kind, m, c.o.Codec, data)
+}
+
+// served handles one request of a type from another process.
+func (c *core[R]) served(typ string) func(micro.Request) {
+	return func(req micro.Request) {
+		r := c.o.Remote
+		ctx, cancel, codec, m, err := r.incoming(req, typ)
+		defer cancel()
+		if err != nil {
+			r.respondError(req, codec, err)
+			return
+		}
+		e := c.lookup(typ)
+		if e == nil {
+			r.respondError(req, codec, c.noHandler(typ))
+			return
+		}
+		if m.Body, err = e.decode(codec, req.Data()); err != nil {
+			r.respondError(req, codec, platform.Errorf(platform.CodeInvalidArgument, "%s %s (%s): decode the body with %s: %w (is the sender's type the same as this process's?)",
+				c.kind, typ, m.ID, codec.Name(), err))
+			return
+		}
+		res, err := c.run(ctx, e, m)
+		if err != nil {
+			r.respondError(req, codec, err)
+			return
+		}
+		data, err := c.encode(codec, res)
+		if err != nil {
+			r.respondError(req, codec, platform.Errorf(execCode(c.kind), "%s %s (%s): encode the result with %s: %w", c.kind, typ, m.ID, codec.Name(), err))
+			return
+		}
+		r.respond(req, data)
+	}
+}
+
+func decoder[T any](c platform.Codec, data []byte) (any, error) {
+	var v T
+	err := c.Unmarshal(data, &v)
+	return v, err
+}

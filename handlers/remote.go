@@ -1,0 +1,276 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/lexigram/events/platform"
+)
+
+// RemoteOptions configure a Remote. The zero value works.
+type RemoteOptions struct {
+	// Prefix is the first subject token: commands go to
+	// <Prefix>.cmd.<type>, queries to <Prefix>.qry.<type>. "": "lexigram".
+	Prefix string
+	// Service is the micro service name that `nats micro ls` shows.
+	// "": "lexigram".
+	Service string
+	// Version is the service's SemVer version. "": "1.0.0".
+	Version string
+	// QueueGroup shares each type's requests among the processes serving
+	// it. "": "lexigram".
+	QueueGroup string
+	// Timeout bounds a request whose context has no deadline. 0: 30s.
+	Timeout time.Duration
+	// Workers is how many requests of one type a process handles at once.
+	// Each worker is one queue subscription of the type's endpoint (the
+	// micro framework runs an endpoint's requests one at a time, which
+	// keeps its statistics exact), so `nats micro info` lists the endpoint
+	// once per worker. 0: 1.
+	Workers int
+	Logger  *slog.Logger // nil: slog.Default()
+}
+
+// Remote connects command and query buses to NATS: a bus with a Remote
+// serves its handlers to other processes and sends messages it has no
+// handler for to whichever process serves them. All buses of a process
+// share one Remote: one micro service with one endpoint per type.
+type Remote struct {
+	nc      *nats.Conn
+	svc     micro.Service
+	opts    RemoteOptions
+	base    context.Context // parent of the served handlers' contexts
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	served  map[string]bool // subjects with endpoints
+	propag  propagation.TextMapPropagator
+	closing sync.Once
+}
+
+// NewRemote starts the micro service on nc. Close stops it.
+func NewRemote(nc *nats.Conn, opts RemoteOptions) (*Remote, error) {
+	if nc == nil {
+		return nil, platform.Errorf(platform.CodeInvalidArgument, "handlers.NewRemote: the connection is nil: pass a connected *nats.Conn")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "lexigram"
+	}
+	if opts.Service == "" {
+		opts.Service = "lexigram"
+	}
+	if opts.Version == "" {
+		opts.Version = "1.0.0"
+	}
+	if opts.QueueGroup == "" {
+		opts.QueueGroup = "lexigram"
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 1
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if strings.ContainsAny(opts.Prefix, " \t\r\n*>") || strings.HasPrefix(opts.Prefix, ".") || strings.HasSuffix(opts.Prefix, ".") {
+		return nil, platform.Errorf(platform.CodeInvalidArgument, "handlers.NewRemote: prefix %q is not a subject prefix: use tokens of letters, digits, '-' and '_' separated by dots", opts.Prefix)
+	}
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        opts.Service,
+		Version:     opts.Version,
+		Description: "lexigram command and query handlers",
+		QueueGroup:  opts.QueueGroup,
+		Metadata:    map[string]string{"prefix": opts.Prefix},
+		ErrorHandler: func(_ micro.Service, e *micro.NATSError) {
+			opts.Logger.Error("handlers: NATS error on a command or query endpoint", "subject", e.Subject, "error", e.Description)
+		},
+	})
+	if err != nil {
+		return nil, platform.Errorf(platform.CodeInvalidArgument, "handlers.NewRemote: start micro service %q version %q: %w", opts.Service, opts.Version, err)
+	}
+	base, cancel := context.WithCancel(context.Background())
+	return &Remote{nc: nc, svc: svc, opts: opts, base: base, cancel: cancel, served: map[string]bool{},
+		propag: propagation.TraceContext{}}, nil
+}
+
+// Close stops the service: its endpoints drain, and the contexts of
+// handlers still running are cancelled.
+func (r *Remote) Close() error {
+	var err error
+	r.closing.Do(func() {
+		err = r.svc.Stop()
+		r.cancel()
+	})
+	return err
+}
+
+// Service is the micro service, for its Info and Stats.
+func (r *Remote) Service() micro.Service { return r.svc }
+
+// Subject is the subject of a command or query type.
+func (r *Remote) Subject(kind Kind, typ string) string {
+	return r.opts.Prefix + "." + kindToken(kind) + "." + typ
+}
+
+func kindToken(k Kind) string {
+	if k == KindQuery {
+		return "qry"
+	}
+	return "cmd"
+}
+
+// endpointName turns a type name into a micro endpoint name.
+func endpointName(kind Kind, typ string) string {
+	b := []byte(kindToken(kind) + "-" + typ)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// serve adds the endpoint of a type once; later registrations of the
+// same type (after a scope closed) reuse it.
+func (r *Remote) serve(kind Kind, typ string, h func(micro.Request)) error {
+	subject := r.Subject(kind, typ)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.served[subject] {
+		return nil
+	}
+	for range r.opts.Workers {
+		if err := r.svc.AddEndpoint(endpointName(kind, typ), micro.HandlerFunc(h), micro.WithEndpointSubject(subject),
+			micro.WithEndpointMetadata(map[string]string{"kind": string(kind), "type": typ})); err != nil {
+			return platform.Errorf(platform.CodeInvalidArgument, "serve %s %q on %s: %w", kind, typ, subject, err)
+		}
+	}
+	r.served[subject] = true
+	return nil
+}
+
+// request sends a message and waits for the reply. A reply carrying an
+// error becomes that error, rebuilt.
+func (r *Remote) request(ctx context.Context, kind Kind, msg Message, codec platform.Codec, data []byte) (*nats.Msg, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.opts.Timeout)
+		defer cancel()
+	}
+	dl, _ := ctx.Deadline()
+	subject := r.Subject(kind, msg.Type)
+	m := &nats.Msg{Subject: subject, Data: data, Header: make(nats.Header, 8)}
+	m.Header[HeaderID] = []string{msg.ID}
+	m.Header[HeaderType] = []string{msg.Type}
+	m.Header[HeaderCodec] = []string{codec.Name()}
+	m.Header[HeaderTimeout] = []string{time.Until(dl).String()}
+	if msg.CorrelationID != "" {
+		m.Header[HeaderCorrelationID] = []string{msg.CorrelationID}
+	}
+	if msg.CausationID != "" {
+		m.Header[HeaderCausationID] = []string{msg.CausationID}
+	}
+	r.propag.Inject(ctx, headerCarrier(m.Header))
+	resp, err := r.nc.RequestMsgWithContext(ctx, m)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, platform.Errorf(platform.CodeNoHandler, "%s %q: no process serves %s: register a handler (handlers.Handle%s) in a process whose bus has a Remote on this NATS system",
+			kind, msg.Type, subject, titleKind(kind))
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		return nil, platform.Errorf(platform.CodeHandlerTimeout, "%s %q (%s): no reply on %s before the deadline: %w", kind, msg.Type, msg.ID, subject, err)
+	case err != nil:
+		return nil, platform.Errorf(execCode(kind), "%s %q (%s): request on %s: %w", kind, msg.Type, msg.ID, subject, err)
+	}
+	if code := resp.Header.Get(micro.ErrorCodeHeader); code != "" {
+		var w wireError
+		if len(resp.Data) > 0 && codec.Unmarshal(resp.Data, &w) == nil && w.Message != "" {
+			return nil, fromWire(&w)
+		}
+		return nil, &platform.Error{Code: platform.Code(code), Message: resp.Header.Get(micro.ErrorHeader)}
+	}
+	return resp, nil
+}
+
+func titleKind(k Kind) string {
+	if k == KindQuery {
+		return "Query"
+	}
+	return "Command"
+}
+
+func execCode(k Kind) platform.Code {
+	if k == KindQuery {
+		return platform.CodeQueryExecution
+	}
+	return platform.CodeCommandExecution
+}
+
+// incoming reads a served request: its codec, message fields and a context
+// carrying its deadline, trace context, correlation and causation.
+func (r *Remote) incoming(req micro.Request, typ string) (context.Context, context.CancelFunc, platform.Codec, Message, error) {
+	h := nats.Header(req.Headers())
+	ctx, cancel := r.base, context.CancelFunc(func() {})
+	if v := h.Get(HeaderTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return ctx, cancel, nil, Message{}, platform.Errorf(platform.CodeInvalidArgument, "header %s %q is not a duration: send a Go duration such as \"1.5s\"", HeaderTimeout, v)
+		}
+		ctx, cancel = context.WithTimeout(ctx, d)
+	}
+	ctx = r.propag.Extract(ctx, headerCarrier(h))
+	codec, err := platform.CodecByName(h.Get(HeaderCodec))
+	if err != nil {
+		return ctx, cancel, nil, Message{}, err
+	}
+	msg := Message{ID: h.Get(HeaderID), Type: typ, CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID)}
+	if msg.CausationID != "" {
+		ctx = platform.WithCausationID(ctx, msg.CausationID)
+	}
+	if msg.CorrelationID != "" {
+		ctx = platform.WithCorrelationID(ctx, msg.CorrelationID)
+	}
+	if msg.ID == "" {
+		msg.ID = platform.NewEventID()
+	}
+	return ctx, cancel, codec, msg, nil
+}
+
+// respondError sends err with its code in the micro error headers and its
+// whole chain in the body.
+func (r *Remote) respondError(req micro.Request, codec platform.Codec, err error) {
+	w := toWire(err)
+	if codec == nil {
+		codec = platform.Msgpack
+	}
+	data, mErr := codec.Marshal(w)
+	if mErr != nil {
+		data = nil
+	}
+	code := w.Code
+	if code == "" {
+		code = "500"
+	}
+	if rErr := req.Error(code, headerText(w.Message), data); rErr != nil {
+		r.opts.Logger.Warn("handlers: could not send an error reply", "subject", req.Subject(), "error", rErr)
+	}
+}
+
+func (r *Remote) respond(req micro.Request, data []byte) {
+	if err := req.Respond(data); err != nil {
+		r.opts.Logger.Warn("handlers: could not send a reply", "subject", req.Subject(), "error", err)
+	}
+}
+
+func (r *Remote) String() string {
+	return fmt.Sprintf("remote %s on %s", r.opts.Service, r.opts.Prefix)
+}

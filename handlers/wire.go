@@ -1,0 +1,185 @@
+package handlers
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/lexigram/events/platform"
+)
+
+// Headers of a remote command or query. The W3C trace context travels in
+// "traceparent" and "tracestate"; errors come back in the micro service
+// error headers (micro.ErrorHeader, micro.ErrorCodeHeader) with the platform
+// code as the error code.
+const (
+	HeaderID            = "Lexigram-Id"
+	HeaderType          = "Lexigram-Type"
+	HeaderCorrelationID = "Lexigram-Correlation-Id"
+	HeaderCausationID   = "Lexigram-Causation-Id"
+	HeaderCodec         = "Lexigram-Codec"
+	// HeaderTimeout is the caller's remaining time as a Go duration. A
+	// duration, not a deadline, so clock skew between hosts does not matter.
+	HeaderTimeout = "Lexigram-Timeout"
+)
+
+// headerCarrier lets OpenTelemetry propagators read and write NATS headers.
+type headerCarrier nats.Header
+
+func (c headerCarrier) Get(key string) string { return nats.Header(c).Get(key) }
+func (c headerCarrier) Set(key, value string) { nats.Header(c).Set(key, value) }
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// wireError is an error's chain of codes and messages, so the caller can
+// rebuild errors that errors.Is and errors.As recognise.
+type wireError struct {
+	Code        string           `msgpack:"c" json:"code"`
+	Message     string           `msgpack:"m" json:"message"`
+	Concurrency *wireConcurrency `msgpack:"x,omitempty" json:"concurrency,omitempty"`
+	Cause       *wireError       `msgpack:"w,omitempty" json:"cause,omitempty"`
+}
+
+type wireConcurrency struct {
+	Stream   platform.StreamID `msgpack:"s" json:"stream"`
+	Expected uint64            `msgpack:"e" json:"expected"`
+	Any      bool              `msgpack:"a" json:"any"`
+	Actual   uint64            `msgpack:"v" json:"actual"`
+}
+
+// toWire keeps every error in err's chain that has a code; the messages of
+// the others are already part of their parent's message.
+func toWire(err error) *wireError {
+	var top, last *wireError
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		var w *wireError
+		switch x := e.(type) {
+		case *platform.ConcurrencyError:
+			exp, ok := x.Expected.Expected()
+			w = &wireError{Code: string(platform.CodeConcurrency), Message: x.Error(),
+				Concurrency: &wireConcurrency{Stream: x.Stream, Expected: exp, Any: !ok, Actual: x.Actual}}
+		case interface{ ErrorCode() platform.Code }:
+			w = &wireError{Code: string(x.ErrorCode()), Message: messageOf(e)}
+		}
+		if w == nil {
+			continue
+		}
+		if top == nil {
+			top = w
+		} else {
+			last.Cause = w
+		}
+		last = w
+	}
+	if top == nil {
+		return &wireError{Message: err.Error()}
+	}
+	if top.Message == "" {
+		top.Message = err.Error()
+	}
+	return top
+}
+
+func messageOf(err error) string {
+	if pe, ok := err.(*platform.Error); ok {
+		return pe.Message
+	}
+	return err.Error()
+}
+
+// fromWire rebuilds the chain: *platform.ConcurrencyError where one was
+// sent, *platform.Error otherwise.
+func fromWire(w *wireError) error {
+	if w == nil {
+		return nil
+	}
+	if c := w.Concurrency; c != nil {
+		exp := platform.Exact(c.Expected)
+		if c.Any {
+			exp = platform.Any()
+		}
+		return &platform.ConcurrencyError{Stream: c.Stream, Expected: exp, Actual: c.Actual}
+	}
+	e := &platform.Error{Code: platform.Code(w.Code), Message: w.Message}
+	if cause := fromWire(w.Cause); cause != nil {
+		e.Err = cause
+	}
+	return e
+}
+
+// headerText makes a message fit in a NATS header value.
+func headerText(s string) string {
+	if strings.ContainsAny(s, "\r\n") {
+		s = strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", " ").Replace(s)
+	}
+	if s == "" {
+		s = "error"
+	}
+	return s
+}
+
+// wireResult is a CommandResult on the wire. Events carry their encoded
+// bodies; the caller decodes them with its registry.
+type wireResult struct {
+	Aggregate platform.StreamID `msgpack:"a" json:"aggregate"`
+	Version   uint64            `msgpack:"v" json:"version"`
+	Position  uint64            `msgpack:"p" json:"position"`
+	Events    []wireEvent       `msgpack:"e" json:"events"`
+	Changes   []Change          `msgpack:"c" json:"changes"`
+}
+
+type wireEvent struct {
+	ID            string            `msgpack:"i" json:"id"`
+	Type          string            `msgpack:"t" json:"type"`
+	SchemaVersion int               `msgpack:"s" json:"schema_version"`
+	Stream        platform.StreamID `msgpack:"a" json:"stream"`
+	Version       uint64            `msgpack:"v" json:"version"`
+	Position      uint64            `msgpack:"p" json:"position"`
+	Time          time.Time         `msgpack:"z" json:"time"`
+	CorrelationID string            `msgpack:"r" json:"correlation_id"`
+	CausationID   string            `msgpack:"u" json:"causation_id"`
+	Metadata      map[string]string `msgpack:"m,omitempty" json:"metadata,omitempty"`
+	Data          []byte            `msgpack:"d" json:"data"`
+}
+
+func encodeResult(c platform.Codec, res CommandResult) ([]byte, error) {
+	w := wireResult{Aggregate: res.Aggregate, Version: res.Version, Position: res.Position, Changes: res.Changes}
+	if len(res.Events) > 0 {
+		w.Events = make([]wireEvent, len(res.Events))
+	}
+	for i, e := range res.Events {
+		data, err := c.Marshal(e.Event)
+		if err != nil {
+			return nil, err
+		}
+		w.Events[i] = wireEvent{ID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, Stream: e.Stream, Version: e.Version,
+			Position: e.Position, Time: e.Time, CorrelationID: e.CorrelationID, CausationID: e.CausationID, Metadata: e.Metadata, Data: data}
+	}
+	return c.Marshal(w)
+}
+
+// decodeResult decodes a remote CommandResult. An event whose type this
+// process has not registered keeps a nil Event; its other fields are set.
+func decodeResult(c platform.Codec, reg *platform.Registry, data []byte) (CommandResult, error) {
+	var w wireResult
+	if err := c.Unmarshal(data, &w); err != nil {
+		return CommandResult{}, err
+	}
+	res := CommandResult{Aggregate: w.Aggregate, Version: w.Version, Position: w.Position, Changes: w.Changes}
+	if len(w.Events) > 0 {
+		res.Events = make([]platform.Envelope, len(w.Events))
+	}
+	for i, e := range w.Events {
+		ev, _ := reg.Decode(c, e.Type, e.Data)
+		res.Events[i] = platform.Envelope{ID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, Stream: e.Stream, Version: e.Version,
+			Position: e.Position, Time: e.Time, CorrelationID: e.CorrelationID, CausationID: e.CausationID, Metadata: e.Metadata, Event: ev}
+	}
+	return res, nil
+}
