@@ -623,3 +623,52 @@ func TestMetrics(t *testing.T) {
 	})
 	_ = h
 }
+
+func TestExclusiveHasOneActiveProcessAndFailsOver(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	by := map[string]int{}
+	total := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return by["A"] + by["B"]
+	}
+	count := func(who string) func(context.Context, platform.Envelope) error {
+		return func(ctx context.Context, ev platform.Envelope) error {
+			mu.Lock()
+			by[who]++
+			mu.Unlock()
+			return nil
+		}
+	}
+	opts := durable.Options{Exclusive: true, PinnedTTL: 2 * time.Second, Prefetch: 5}
+	_, jsA := e.proc()
+	_, jsB := e.proc()
+	hs := map[string]*durable.Handler{"A": e.start(jsA, "pinned", count("A"), opts), "B": e.start(jsB, "pinned", count("B"), opts)}
+	for i := range 30 {
+		e.append(fmt.Sprintf("o%d", i%3), orderPlaced{N: i})
+	}
+	eventually(t, "the first 30 events", func() bool { return total() == 30 })
+	mu.Lock()
+	active, standby := "A", "B"
+	if by["B"] > 0 {
+		active, standby = "B", "A"
+	}
+	if by[standby] != 0 {
+		t.Fatalf("both processes handled events: %v", by)
+	}
+	mu.Unlock()
+
+	if err := hs[active].Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		e.append(fmt.Sprintf("o%d", i%3), orderPlaced{N: i})
+	}
+	eventually(t, "the standby to take over", func() bool { return total() == 40 })
+	mu.Lock()
+	defer mu.Unlock()
+	if by[standby] != 10 || by[active] != 30 {
+		t.Fatalf("after the failover: %v; want the standby (%s) to have handled the last 10", by, standby)
+	}
+}
