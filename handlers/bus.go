@@ -123,7 +123,7 @@ func (c *core[R]) startSpan(ctx context.Context, m Message) (context.Context, tr
 
 // run runs the handler's pipeline in this process.
 func (c *core[R]) run(ctx context.Context, e *entry[R], m Message) (r R, err error) {
-	ctx = context.WithValue(ctx, messageKey, &dispatch{msg: m})
+	ctx = context.WithValue(ctx, messageKey, &dispatch{msg: m, reg: c.o.Registry})
 	if c.kind == KindCommand {
 		ctx = commandContext(ctx, m)
 	}

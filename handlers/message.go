@@ -150,10 +150,10 @@ const (
 )
 
 // dispatch is what one command or query dispatch keeps in its context: the
-// message and, for commands, the unit of work. One allocation holds both.
+// message and the bus's registry.
 type dispatch struct {
 	msg Message
-	uow UnitOfWork
+	reg *platform.Registry // names the events in a CommandResult
 }
 
 // MessageFrom returns the command or query being handled, for handlers

@@ -106,7 +106,7 @@ func (u *UnitOfWork) close() []tracked {
 
 // commit saves every tracked aggregate with pending events, in the order
 // they were tracked, and builds the command's result.
-func commit(ctx context.Context, entries []tracked) (CommandResult, error) {
+func commit(ctx context.Context, reg *platform.Registry, entries []tracked) (CommandResult, error) {
 	var res CommandResult
 	var trace propagation.MapCarrier
 	if oteltrace.SpanContextFromContext(ctx).IsValid() {
@@ -137,6 +137,16 @@ func commit(ctx context.Context, entries []tracked) (CommandResult, error) {
 		contiguous := ar.LastPosition-ar.FirstPosition == uint64(len(events)-1)
 		for j := range events {
 			ev := events[j]
+			// The store completed its own copies; complete ours the same way.
+			if et, err := reg.TypeOf(ev.Event); err == nil {
+				ev.Type, ev.SchemaVersion = et.Name, et.SchemaVersion
+			}
+			if ev.CorrelationID == "" {
+				ev.CorrelationID = platform.CorrelationID(ctx)
+			}
+			if ev.CausationID == "" {
+				ev.CausationID = platform.CausationID(ctx)
+			}
 			ev.Stream = stream
 			ev.Version = ar.FirstVersion + uint64(j)
 			if contiguous {
@@ -178,7 +188,11 @@ func Transaction() Middleware {
 			if len(entries) == 0 {
 				return res, nil
 			}
-			saved, err := commit(commandContext(ctx, cmd), entries)
+			reg := platform.DefaultRegistry
+			if d, ok := ctx.Value(messageKey).(*dispatch); ok && d.reg != nil {
+				reg = d.reg
+			}
+			saved, err := commit(commandContext(ctx, cmd), reg, entries)
 			if err != nil {
 				return saved, err
 			}
