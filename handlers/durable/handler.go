@@ -278,7 +278,13 @@ func New(ctx context.Context, js jetstream.JetStream, store Store, name string, 
 	}
 
 	errs := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if !h.stopping.Load() {
+		switch {
+		case h.stopping.Load():
+		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			// Consuming has ended for good: say so loudly.
+			h.log.Error("durable handler: its consumer was deleted; the handler receives nothing until it is started again", "err", err)
+		default:
+			// Missed heartbeats and reconnects: nats.go pulls again itself.
 			h.log.Debug("durable handler: consume", "err", err)
 		}
 	})
