@@ -156,6 +156,11 @@ func (r *Remote) serve(kind Kind, typ string, h func(micro.Request)) error {
 		}
 	}
 	r.served[subject] = true
+	// Once the server has the subscription, a request from any connection
+	// reaches it: registration returns when the type is servable.
+	if err := r.nc.FlushTimeout(r.opts.Timeout); err != nil {
+		r.opts.Logger.Warn("handlers: could not confirm a new endpoint's subscription with the server", "subject", subject, "error", err)
+	}
 	return nil
 }
 

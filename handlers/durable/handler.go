@@ -145,9 +145,10 @@ type Handler struct {
 	cancel context.CancelFunc
 
 	stopping atomic.Bool
+	stopped  chan struct{} // closed when Stop begins
 	stopOnce sync.Once
 	consumes []jetstream.ConsumeContext
-	queues   []chan delivery // nil: the consume callback handles events itself
+	queues   []*workQueue // nil: the consume callback handles events itself
 	workers  sync.WaitGroup
 	done     chan struct{} // closed when everything has stopped
 }
@@ -173,7 +174,7 @@ func New(ctx context.Context, js jetstream.JetStream, store Store, name string, 
 	h := &Handler{
 		name: name, fn: handler, opts: opts, log: opts.Logger.With("handler", name),
 		dec:  decoder{prefix: prefix + ".", registry: opts.Registry},
-		done: make(chan struct{}),
+		done: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	if len(opts.EventTypes) > 0 {
 		h.handles = make(map[string]bool, len(opts.EventTypes))
@@ -263,15 +264,15 @@ func New(ctx context.Context, js jetstream.JetStream, store Store, name string, 
 		if opts.PerAggregateOrder {
 			n = opts.Concurrency
 		}
-		h.queues = make([]chan delivery, n)
+		h.queues = make([]*workQueue, n)
 		for i := range h.queues {
-			h.queues[i] = make(chan delivery, max(1, 2*opts.Concurrency/n))
+			h.queues[i] = newWorkQueue(max(2, 2*opts.Concurrency/n))
 		}
 		for i := range opts.Concurrency {
 			q := h.queues[i%n]
 			h.workers.Go(func() {
-				for d := range q {
-					h.handle(d)
+				for d, ok := q.pop(); ok; d, ok = q.pop() {
+					h.handle(d, q)
 				}
 			})
 		}
@@ -449,6 +450,7 @@ func (h *Handler) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 func (h *Handler) Stop(ctx context.Context) error {
 	h.stopOnce.Do(func() {
 		h.stopping.Store(true)
+		close(h.stopped)
 		for _, cc := range h.consumes {
 			cc.Drain()
 		}
@@ -457,7 +459,7 @@ func (h *Handler) Stop(ctx context.Context) error {
 				<-cc.Closed()
 			}
 			for _, q := range h.queues {
-				close(q)
+				q.close()
 			}
 			h.workers.Wait()
 			if h.m != nil {
@@ -536,11 +538,11 @@ func (h *Handler) onAdvisory(msg jetstream.Msg) {
 func (h *Handler) dispatch(d delivery) {
 	switch len(h.queues) {
 	case 0:
-		h.handle(d)
+		h.handle(d, nil)
 	case 1:
-		h.queues[0] <- d
+		h.queues[0].push(d)
 	default:
-		h.queues[fnv1a(d.subject)%uint32(len(h.queues))] <- d
+		h.queues[fnv1a(d.subject)%uint32(len(h.queues))].push(d)
 	}
 }
 
@@ -556,7 +558,7 @@ func fnv1a(s string) uint32 {
 // handle runs the handler on one delivery and settles it: ack on success,
 // a delayed redelivery on failure, the DLQ on the last failure or a
 // permanent one.
-func (h *Handler) handle(d delivery) {
+func (h *Handler) handle(d delivery, q *workQueue) {
 	if h.stopping.Load() && len(h.queues) > 0 {
 		_ = d.msg.Nak() // pulled but not started: let another process have it now
 		return
@@ -583,13 +585,13 @@ func (h *Handler) handle(d delivery) {
 		}
 		delay := h.opts.Backoff[min(d.deliveries, len(h.opts.Backoff))-1]
 		h.log.Debug("durable handler: failed; retrying", "position", d.position, "delivery", d.deliveries, "delay", delay, "err", err)
-		if !h.opts.PerAggregateOrder || len(h.queues) < 2 {
+		if !h.opts.PerAggregateOrder || q == nil || len(h.queues) < 2 {
 			_ = d.msg.NakWithDelay(delay)
 			return
 		}
 		// With per-aggregate order the worker retries in place: a
 		// redelivery would let the aggregate's next event overtake this one.
-		if !h.wait(d, delay) {
+		if !h.wait(d, q, delay) {
 			_ = d.msg.Nak()
 			return
 		}
@@ -599,11 +601,12 @@ func (h *Handler) handle(d delivery) {
 
 // wait sleeps for a retry in place, telling the server the event is still
 // being worked on. It returns false if the handler is stopping.
-func (h *Handler) wait(d delivery, delay time.Duration) bool {
+func (h *Handler) wait(d delivery, q *workQueue, delay time.Duration) bool {
 	tick := max(h.opts.AckWait/2, 500*time.Millisecond)
 	deadline := time.Now().Add(delay)
 	for {
 		_ = d.msg.InProgress()
+		q.touch()
 		left := time.Until(deadline)
 		if left <= 0 {
 			return true
@@ -611,11 +614,8 @@ func (h *Handler) wait(d delivery, delay time.Duration) bool {
 		t := time.NewTimer(min(left, tick))
 		select {
 		case <-t.C:
-		case <-h.ctx.Done():
+		case <-h.stopped:
 			t.Stop()
-			return false
-		}
-		if h.stopping.Load() {
 			return false
 		}
 	}

@@ -1,0 +1,288 @@
+package handlers_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/lexigram/events/embedded/embeddedtest"
+	"github.com/lexigram/events/handlers"
+	"github.com/lexigram/events/platform"
+)
+
+// newRemote is one simulated process's link to NATS.
+func newRemote(t *testing.T, nc *nats.Conn) *handlers.Remote {
+	t.Helper()
+	r, err := handlers.NewRemote(nc, handlers.RemoteOptions{Prefix: "t", Logger: quiet()})
+	must(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// client is a process with buses and no handlers.
+func client(t *testing.T, nc *nats.Conn, tp trace.TracerProvider) handlers.Buses {
+	o := handlers.Options{Registry: reg, Logger: quiet(), Remote: newRemote(t, nc), TracerProvider: tp}
+	return handlers.Buses{Commands: handlers.NewCommandBus(o), Queries: handlers.NewQueryBus(o)}
+}
+
+func TestRemoteRoundTripAndMicroService(t *testing.T) {
+	ctx := ctxT(t)
+	srv := embeddedtest.Server(t)
+	serverNC, clientNC := embeddedtest.Conn(t, srv), embeddedtest.Conn(t, srv)
+	server := newApp(t, handlers.Options{Remote: newRemote(t, serverNC)})
+	c := client(t, clientNC, nil)
+
+	res, err := c.Commands.Dispatch(platform.WithCorrelationID(ctx, "corr-x"), PlaceOrder{OrderID: "o-1", Customer: "ada", CmdID: "cmd-x"})
+	must(t, err)
+	if res.Aggregate.ID != "o-1" || res.Version != 1 || res.Position != 1 || len(res.Events) != 1 || res.Events[0].Event != (OrderPlaced{Customer: "ada"}) {
+		t.Fatalf("result %+v", res)
+	}
+	stored := events(t, server.store)
+	if len(stored) != 1 || stored[0].CausationID != "cmd-x" || stored[0].CorrelationID != "corr-x" || stored[0].ID != res.Events[0].ID {
+		t.Fatalf("stored %+v; result %+v", stored, res.Events)
+	}
+	if e := res.Events[0]; e.CausationID != "cmd-x" || e.CorrelationID != "corr-x" || e.Type != "test.order-placed" {
+		t.Errorf("result event %+v", e)
+	}
+	_, err = c.Commands.Dispatch(ctx, AddItem{OrderID: "o-1", SKU: "pen"})
+	must(t, err)
+	view, err := handlers.Ask[OrderView](ctx, c.Queries, GetOrder{OrderID: "o-1"})
+	must(t, err)
+	if view.Customer != "ada" || len(view.Items) != 1 || view.Items[0] != "pen" {
+		t.Errorf("view %+v", view)
+	}
+
+	// What `nats micro info lexigram` shows: one endpoint per type on its subject, in the queue group.
+	subj, err := micro.ControlSubject(micro.InfoVerb, "lexigram", "")
+	must(t, err)
+	msg, err := clientNC.Request(subj, nil, 5*time.Second)
+	must(t, err)
+	var info micro.Info
+	must(t, json.Unmarshal(msg.Data, &info))
+	found := map[string]string{}
+	for _, e := range info.Endpoints {
+		found[e.Subject] = e.QueueGroup
+	}
+	for _, s := range []string{"t.cmd.test.place-order", "t.cmd.test.add-item", "t.qry.test.get-order"} {
+		if found[s] != "lexigram" {
+			t.Errorf("endpoint %s: queue group %q (endpoints %v)", s, found[s], found)
+		}
+	}
+	var stats micro.Stats
+	subj, _ = micro.ControlSubject(micro.StatsVerb, "lexigram", "")
+	msg, err = clientNC.Request(subj, nil, 5*time.Second)
+	must(t, err)
+	must(t, json.Unmarshal(msg.Data, &stats))
+	requests := 0
+	for _, e := range stats.Endpoints {
+		requests += e.NumRequests
+	}
+	if requests != 3 {
+		t.Errorf("micro stats count %d requests, want 3", requests)
+	}
+}
+
+func TestRemoteErrorsKeepCodeAndMessage(t *testing.T) {
+	ctx := ctxT(t)
+	srv := embeddedtest.Server(t)
+	server := newApp(t, handlers.Options{Remote: newRemote(t, embeddedtest.Conn(t, srv))})
+	c := client(t, embeddedtest.Conn(t, srv), nil)
+
+	_, err := c.Commands.Dispatch(ctx, Fail{What: "concurrency"})
+	var ce *platform.ConcurrencyError
+	if !errors.As(err, &ce) || ce.Actual != 5 || ce.Stream.ID != "o-9" || !errors.Is(err, platform.ErrConcurrency) || !errors.Is(err, platform.ErrCommandExecution) {
+		t.Fatalf("conflict across the wire: %#v", err)
+	}
+	if platform.CodeOf(err) != platform.CodeCommandExecution {
+		t.Errorf("code %q", platform.CodeOf(err))
+	}
+	// The same message as in the serving process.
+	_, local := server.buses.Commands.Dispatch(ctx, Fail{What: "concurrency"})
+	strip := func(err error) string { // the command IDs differ
+		s := err.Error()
+		i, j := strings.Index(s, "("), strings.Index(s, ")")
+		return s[:i] + s[j:]
+	}
+	if strip(err) != strip(local) {
+		t.Errorf("message across the wire:\n%s\nin process:\n%s", err, local)
+	}
+
+	_, err = c.Commands.Dispatch(ctx, PlaceOrder{Customer: "no id"})
+	if !errors.Is(err, platform.ErrInvalidArgument) || !errors.Is(err, platform.ErrCommandExecution) || !strings.Contains(err.Error(), "OrderID is empty: give the order an ID") {
+		t.Errorf("invalid command across the wire: %v", err)
+	}
+	_, err = c.Commands.Dispatch(ctx, Fail{What: "panic"})
+	if !errors.Is(err, platform.ErrHandlerPanic) {
+		t.Errorf("panic across the wire: %v", err)
+	}
+	_, err = handlers.Ask[OrderView](ctx, c.Queries, GetOrder{OrderID: "o-404"})
+	if !errors.Is(err, platform.ErrQueryExecution) || !errors.Is(err, platform.ErrStreamNotFound) {
+		t.Errorf("failed query across the wire: %v", err)
+	}
+}
+
+func TestRemoteNoHandlerAndDuplicates(t *testing.T) {
+	ctx := ctxT(t)
+	srv := embeddedtest.Server(t)
+	c := client(t, embeddedtest.Conn(t, srv), nil)
+	if _, err := c.Commands.Dispatch(ctx, PlaceOrder{OrderID: "o-1"}); !errors.Is(err, platform.ErrNoHandler) || !strings.Contains(err.Error(), "t.cmd.test.place-order") {
+		t.Errorf("nobody serves the command: %v", err)
+	}
+	if _, err := handlers.Ask[OrderView](ctx, c.Queries, GetOrder{}); !errors.Is(err, platform.ErrNoHandler) {
+		t.Errorf("nobody serves the query: %v", err)
+	}
+
+	// A scope closed in the serving process: the endpoint answers no handler, across the wire.
+	remote := newRemote(t, embeddedtest.Conn(t, srv))
+	cmds := handlers.NewCommandBus(handlers.Options{Registry: reg, Logger: quiet(), Remote: remote})
+	scope := handlers.NewScope("orders", handlers.Buses{Commands: cmds})
+	must(t, handlers.HandleCommand(scope, func(context.Context, AddItem) error { return nil }))
+	if err := handlers.HandleCommand(cmds, func(context.Context, AddItem) error { return nil }); !errors.Is(err, platform.ErrDuplicateHandler) || !strings.Contains(err.Error(), "scope orders") {
+		t.Errorf("duplicate in the serving process: %v", err)
+	}
+	if _, err := c.Commands.Dispatch(ctx, AddItem{OrderID: "o-1"}); err != nil {
+		t.Fatal(err)
+	}
+	scope.Close()
+	_, err := c.Commands.Dispatch(ctx, AddItem{OrderID: "o-1"})
+	if !errors.Is(err, platform.ErrNoHandler) || platform.CodeOf(err) != platform.CodeNoHandler {
+		t.Errorf("after the scope closed: %v", err)
+	}
+	// Registering again reuses the endpoint.
+	must(t, handlers.HandleCommand(cmds, func(context.Context, AddItem) error { return nil }))
+	if _, err := c.Commands.Dispatch(ctx, AddItem{OrderID: "o-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(remote.Service().Info().Endpoints); n != 1 {
+		t.Errorf("%d endpoints, want 1", n)
+	}
+}
+
+func TestRemoteSharedByQueueGroup(t *testing.T) {
+	ctx := ctxT(t)
+	srv := embeddedtest.Server(t)
+	var remotes []*handlers.Remote
+	for range 2 { // the same handler in two processes is not a duplicate: they share the load
+		r := newRemote(t, embeddedtest.Conn(t, srv))
+		remotes = append(remotes, r)
+		newApp(t, handlers.Options{Remote: r})
+	}
+	c := client(t, embeddedtest.Conn(t, srv), nil)
+	const n = 40
+	for range n {
+		if _, err := c.Commands.Dispatch(ctx, Fail{What: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := 0
+	for i, r := range remotes {
+		got := 0
+		for _, e := range r.Service().Stats().Endpoints {
+			got += e.NumRequests
+		}
+		if got == 0 {
+			t.Errorf("process %d handled none of %d commands", i, n)
+		}
+		total += got
+	}
+	if total != n {
+		t.Errorf("%d handled, want %d", total, n)
+	}
+}
+
+func TestRemoteDeadlineHonoured(t *testing.T) {
+	srv := embeddedtest.Server(t)
+	server := newApp(t, handlers.Options{Remote: newRemote(t, embeddedtest.Conn(t, srv))})
+	c := client(t, embeddedtest.Conn(t, srv), nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Commands.Dispatch(ctx, Sleep{For: time.Minute})
+	if !errors.Is(err, platform.ErrHandlerTimeout) {
+		t.Fatalf("caller: %v", err)
+	}
+	// The remote handler's context carried the caller's deadline.
+	select {
+	case got := <-server.slept:
+		if !errors.Is(got, context.DeadlineExceeded) {
+			t.Errorf("the remote handler's context ended with %v", got)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("the remote handler ran %s past a 300ms deadline", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the remote handler's context never ended: the deadline did not travel")
+	}
+}
+
+func TestCorrelationFollowsAcrossProcesses(t *testing.T) {
+	ctx := ctxT(t)
+	srv := embeddedtest.Server(t)
+	server := newApp(t, handlers.Options{Remote: newRemote(t, embeddedtest.Conn(t, srv))})
+	c := client(t, embeddedtest.Conn(t, srv), nil)
+	// In the server process, an event handler sends a follow-up command
+	// through a third process's bus, which the server handles again.
+	relay := client(t, embeddedtest.Conn(t, srv), nil)
+	must(t, handlers.HandleEvent(server.buses.Events, "welcome-gift", func(ctx context.Context, e OrderPlaced) error {
+		_, err := relay.Commands.Dispatch(ctx, AddItem{OrderID: "o-1", SKU: "gift"})
+		return err
+	}))
+	server.run(t)
+
+	_, err := c.Commands.Dispatch(platform.WithCorrelationID(ctx, "corr-42"), PlaceOrder{OrderID: "o-1", Customer: "ada", CmdID: "cmd-1"})
+	must(t, err)
+	var stored []platform.Envelope
+	eventually(t, "the follow-up event", func() bool { stored = events(t, server.store); return len(stored) == 2 })
+	placed, added := stored[0], stored[1]
+	if placed.CorrelationID != "corr-42" || added.CorrelationID != "corr-42" {
+		t.Errorf("correlation IDs %q, %q: want corr-42 for both", placed.CorrelationID, added.CorrelationID)
+	}
+	if placed.CausationID != "cmd-1" || added.CausationID == "" || added.CausationID == "cmd-1" || added.CausationID == placed.ID {
+		t.Errorf("causation IDs %q, %q: want cmd-1 and the follow-up command's ID", placed.CausationID, added.CausationID)
+	}
+}
+
+func TestTraceContextAcrossProcesses(t *testing.T) {
+	ctx := ctxT(t)
+	rec := &recorder{}
+	srv := embeddedtest.Server(t)
+	server := newApp(t, handlers.Options{Remote: newRemote(t, embeddedtest.Conn(t, srv)), TracerProvider: rec})
+	handled := make(chan struct{}, 1)
+	must(t, handlers.HandleEvent(server.buses.Events, "mailer", func(context.Context, OrderPlaced) error { handled <- struct{}{}; return nil }))
+	server.run(t)
+	c := client(t, embeddedtest.Conn(t, srv), rec)
+
+	ctx, root := rec.Tracer("test").Start(ctx, "request")
+	_, err := c.Commands.Dispatch(ctx, PlaceOrder{OrderID: "o-1"})
+	must(t, err)
+	root.End()
+	<-handled
+	want := []string{"request", "dispatch command test.place-order", "handle command test.place-order", "dispatch event test.order-placed", "handle event test.order-placed"}
+	eventually(t, "the event handler's span", func() bool { return rec.find(want[len(want)-1]) != nil })
+	traceID := root.SpanContext().TraceID()
+	for _, w := range want {
+		if s := rec.find(w); s == nil || s.sc.TraceID() != traceID {
+			t.Fatalf("span %q: %+v, want one in trace %s", w, s, traceID)
+		}
+	}
+	// Each step is the child of the one before.
+	for i := 1; i < len(want); i++ {
+		parent, child := rec.find(want[i-1]), rec.find(want[i])
+		if child.parent.SpanID() != parent.sc.SpanID() {
+			t.Errorf("%q's parent is %s, want %q (%s)", want[i], child.parent.SpanID(), want[i-1], parent.sc.SpanID())
+		}
+	}
+	// The hops between processes go through NATS headers and the stored event.
+	for _, w := range []string{"handle command test.place-order", "dispatch event test.order-placed"} {
+		if !rec.find(w).parent.IsRemote() {
+			t.Errorf("%q's parent is not a remote span context", w)
+		}
+	}
+}
