@@ -671,3 +671,39 @@ func TestExclusiveHasOneActiveProcessAndFailsOver(t *testing.T) {
 		t.Fatalf("after the failover: %v; want the standby (%s) to have handled the last 10", by, standby)
 	}
 }
+
+func TestInPlaceRetryKeepsQueuedEventsAlive(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	var versions []uint64
+	var failed atomic.Bool
+	handler := func(ctx context.Context, ev platform.Envelope) error {
+		if ev.Version == 1 && !failed.Swap(true) {
+			return errors.New("transient")
+		}
+		mu.Lock()
+		versions = append(versions, ev.Version)
+		mu.Unlock()
+		return nil
+	}
+	opts := durable.Options{
+		Concurrency: 2, PerAggregateOrder: true, AckWait: time.Second,
+		// The retry waits longer than AckWait, while v2 and v3 wait behind
+		// it in the worker's queue (MaxAckPending keeps the rest on the server).
+		Backoff: []time.Duration{1500 * time.Millisecond}, MaxAckPending: 3,
+	}
+	h := e.start(e.js, "patient", handler, opts)
+	last := e.append("o1", orderPlaced{N: 1}, orderPlaced{N: 2}, orderPlaced{N: 3})
+	var info *jetstream.ConsumerInfo
+	eventually(t, "three acks", func() bool {
+		var err error
+		info, err = h.Info(context.Background())
+		return err == nil && info.AckFloor.Stream == last
+	})
+	// Four handler calls, three deliveries: nothing was redelivered.
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(versions, []uint64{1, 2, 3}) || info.Delivered.Consumer != 3 {
+		t.Fatalf("handled versions %v in %d deliveries, want [1 2 3] in 3", versions, info.Delivered.Consumer)
+	}
+}

@@ -77,6 +77,10 @@ type Options struct {
 	Backoff []time.Duration
 	// AckWait is how long the server waits for a handler that neither
 	// succeeds nor fails (its process died) before redelivering. Default 30s.
+	// It must exceed the handler's longest run, and the time an event
+	// waits in this process's buffers (see Prefetch): past it, the event is
+	// delivered again, possibly to another process, while the first
+	// delivery is still pending.
 	AckWait time.Duration
 	// Concurrency is how many events this process handles at once.
 	// Default 1, which handles events one by one in stream order.
@@ -84,8 +88,10 @@ type Options struct {
 	// PerAggregateOrder keeps each aggregate's events in order when
 	// Concurrency > 1: events are spread over the workers by subject, so
 	// one aggregate's events always go to the same worker, and a failing
-	// event is retried in place, holding back its aggregate's later events.
-	// Across processes, combine it with Exclusive (see the package doc).
+	// event is retried in place, holding back its aggregate's later events
+	// (and, once that worker's short queue is full, the whole process:
+	// keep the Backoff of ordered handlers short). Across processes,
+	// combine it with Exclusive (see the package doc).
 	PerAggregateOrder bool
 	// Exclusive makes one process at a time receive the events (a
 	// pinned_client priority group); the others stand by and take over
@@ -96,6 +102,7 @@ type Options struct {
 	// across all processes. Default 1000.
 	MaxAckPending int
 	// Prefetch is how many events one process pulls ahead. Default 500.
+	// Keep Prefetch times the handler's time per event well under AckWait.
 	Prefetch int
 	// DLQ receives dead-lettered events. Default: OpenDLQ with DLQOptions{}.
 	DLQ      *DLQ
@@ -237,22 +244,19 @@ func New(ctx context.Context, js jetstream.JetStream, store Store, name string, 
 	// consumer's earlier life, and reading them again could bring back
 	// entries someone discarded since.
 	adv, err := js.Stream(ctx, h.dlq.advName)
-	if err == nil {
-		_, err = ensureConsumer(ctx, adv, jetstream.ConsumerConfig{
-			Durable:        name,
-			Description:    "lexigram DLQ safety net for durable handler " + name,
-			AckPolicy:      jetstream.AckExplicitPolicy,
-			DeliverPolicy:  jetstream.DeliverNewPolicy,
-			FilterSubjects: slices.Concat(advisorySubjects(store.StreamName(), name), advisorySubjects(h.dlq.opts.Stream, name)),
-			MaxDeliver:     -1,
-		}, h.log)
-	}
 	if err != nil {
-		return nil, platform.Errorf(platform.CodeStoreUnavailable, "durable handler %s: advisory consumer: %w", name, err)
+		return nil, platform.Errorf(platform.CodeStoreUnavailable, "durable handler %s: look up stream %s: %w", name, h.dlq.advName, err)
 	}
-	advCons, err := adv.Consumer(ctx, name)
+	advCons, err := ensureConsumer(ctx, adv, jetstream.ConsumerConfig{
+		Durable:        name,
+		Description:    "lexigram DLQ safety net for durable handler " + name,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		FilterSubjects: slices.Concat(advisorySubjects(store.StreamName(), name), advisorySubjects(h.dlq.opts.Stream, name)),
+		MaxDeliver:     -1,
+	}, h.log)
 	if err != nil {
-		return nil, platform.Errorf(platform.CodeStoreUnavailable, "durable handler %s: advisory consumer: %w", name, err)
+		return nil, err
 	}
 	if opts.Metrics != nil {
 		h.m = opts.Metrics.add(h)
