@@ -46,12 +46,13 @@ type RemoteOptions struct {
 // share one Remote: one micro service with one endpoint per type.
 type Remote struct {
 	nc      *nats.Conn
-	svc     micro.Service
+	svc     micro.Service // started by the first endpoint
 	opts    RemoteOptions
 	base    context.Context // parent of the served handlers' contexts
 	cancel  context.CancelFunc
 	mu      sync.Mutex
 	served  map[string]bool // subjects with endpoints
+	closed  bool
 	propag  propagation.TextMapPropagator
 	closing sync.Once
 }
@@ -85,22 +86,35 @@ func NewRemote(nc *nats.Conn, opts RemoteOptions) (*Remote, error) {
 	if strings.ContainsAny(opts.Prefix, " \t\r\n*>") || strings.HasPrefix(opts.Prefix, ".") || strings.HasSuffix(opts.Prefix, ".") {
 		return nil, platform.Errorf(platform.CodeInvalidArgument, "handlers.NewRemote: prefix %q is not a subject prefix: use tokens of letters, digits, '-' and '_' separated by dots", opts.Prefix)
 	}
-	svc, err := micro.AddService(nc, micro.Config{
-		Name:        opts.Service,
-		Version:     opts.Version,
+	base, cancel := context.WithCancel(context.Background())
+	return &Remote{nc: nc, opts: opts, base: base, cancel: cancel, served: map[string]bool{}, propag: propagation.TraceContext{}}, nil
+}
+
+// service starts the micro service on the first endpoint, so a process
+// that only sends does not show in `nats micro ls`. r.mu is held.
+func (r *Remote) service() (micro.Service, error) {
+	if r.svc != nil {
+		return r.svc, nil
+	}
+	if r.closed {
+		return nil, platform.Errorf(platform.CodeInvalidArgument, "handlers: the Remote is closed: make a new one to serve handlers")
+	}
+	log := r.opts.Logger
+	svc, err := micro.AddService(r.nc, micro.Config{
+		Name:        r.opts.Service,
+		Version:     r.opts.Version,
 		Description: "lexigram command and query handlers",
-		QueueGroup:  opts.QueueGroup,
-		Metadata:    map[string]string{"prefix": opts.Prefix},
+		QueueGroup:  r.opts.QueueGroup,
+		Metadata:    map[string]string{"prefix": r.opts.Prefix},
 		ErrorHandler: func(_ micro.Service, e *micro.NATSError) {
-			opts.Logger.Error("handlers: NATS error on a command or query endpoint", "subject", e.Subject, "error", e.Description)
+			log.Error("handlers: NATS error on a command or query endpoint", "subject", e.Subject, "error", e.Description)
 		},
 	})
 	if err != nil {
-		return nil, platform.Errorf(platform.CodeInvalidArgument, "handlers.NewRemote: start micro service %q version %q: %w", opts.Service, opts.Version, err)
+		return nil, platform.Errorf(platform.CodeInvalidArgument, "handlers: start micro service %q version %q: %w", r.opts.Service, r.opts.Version, err)
 	}
-	base, cancel := context.WithCancel(context.Background())
-	return &Remote{nc: nc, svc: svc, opts: opts, base: base, cancel: cancel, served: map[string]bool{},
-		propag: propagation.TraceContext{}}, nil
+	r.svc = svc
+	return svc, nil
 }
 
 // Close stops the service: its endpoints drain, and the contexts of
@@ -108,14 +122,24 @@ func NewRemote(nc *nats.Conn, opts RemoteOptions) (*Remote, error) {
 func (r *Remote) Close() error {
 	var err error
 	r.closing.Do(func() {
-		err = r.svc.Stop()
+		r.mu.Lock()
+		r.closed = true
+		if r.svc != nil {
+			err = r.svc.Stop()
+		}
+		r.mu.Unlock()
 		r.cancel()
 	})
 	return err
 }
 
-// Service is the micro service, for its Info and Stats.
-func (r *Remote) Service() micro.Service { return r.svc }
+// Service is the micro service, for its Info and Stats; nil until a
+// handler is served.
+func (r *Remote) Service() micro.Service {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.svc
+}
 
 // Subject is the subject of a command or query type.
 func (r *Remote) Subject(kind Kind, typ string) string {
@@ -149,8 +173,12 @@ func (r *Remote) serve(kind Kind, typ string, h func(micro.Request)) error {
 	if r.served[subject] {
 		return nil
 	}
+	svc, err := r.service()
+	if err != nil {
+		return err
+	}
 	for range r.opts.Workers {
-		if err := r.svc.AddEndpoint(endpointName(kind, typ), micro.HandlerFunc(h), micro.WithEndpointSubject(subject),
+		if err := svc.AddEndpoint(endpointName(kind, typ), micro.HandlerFunc(h), micro.WithEndpointSubject(subject),
 			micro.WithEndpointMetadata(map[string]string{"kind": string(kind), "type": typ})); err != nil {
 			return platform.Errorf(platform.CodeInvalidArgument, "serve %s %q on %s: %w", kind, typ, subject, err)
 		}

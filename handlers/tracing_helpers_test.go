@@ -52,8 +52,8 @@ func (t recTracer) Start(ctx context.Context, name string, opts ...trace.SpanSta
 	return trace.ContextWithSpan(ctx, s), s
 }
 
-func (s *recSpan) SpanContext() trace.SpanContext               { return s.sc }
-func (s *recSpan) IsRecording() bool                            { return true }
+func (s *recSpan) SpanContext() trace.SpanContext                { return s.sc }
+func (s *recSpan) IsRecording() bool                             { return true }
 func (s *recSpan) RecordError(err error, _ ...trace.EventOption) { s.err = err }
 func (s *recSpan) End(...trace.SpanEndOption) {
 	s.r.mu.Lock()
