@@ -181,7 +181,8 @@ func advisorySubjects(stream, consumer string) []string {
 }
 
 // ensureStream creates a stream, or adds the subjects it lacks to an
-// existing one and otherwise leaves the operator's settings alone.
+// existing one, restores its one-message-per-subject limit, and otherwise
+// leaves the operator's settings alone.
 func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (jetstream.Stream, error) {
 	st, err := js.Stream(ctx, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -203,9 +204,14 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.St
 			missing = true
 		}
 	}
+	// The DLQ's one entry per subject is what makes its entries unique.
+	if want.MaxMsgsPerSubject != 0 && have.MaxMsgsPerSubject != want.MaxMsgsPerSubject {
+		have.MaxMsgsPerSubject = want.MaxMsgsPerSubject
+		missing = true
+	}
 	if missing {
 		if st, err = js.UpdateStream(ctx, have); err != nil {
-			return nil, platform.Errorf(platform.CodeConfigConflict, "add subjects %q to stream %s: %w", want.Subjects, want.Name, err)
+			return nil, platform.Errorf(platform.CodeConfigConflict, "update stream %s to subjects %q and max msgs per subject %d: %w", want.Name, have.Subjects, have.MaxMsgsPerSubject, err)
 		}
 	}
 	return st, nil

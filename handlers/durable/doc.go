@@ -65,7 +65,10 @@
 // consumer: JetStream balances the pulls, each event goes to one process
 // at a time, and an event a dead process held is redelivered to another
 // after AckWait. Handlers must be idempotent: a process can die after
-// handling an event and before its ack arrives.
+// handling an event and before its ack arrives, and an event that waits
+// longer than AckWait in a process's buffers is delivered again. Ordered
+// handlers should remember the last version they applied per aggregate
+// (Envelope.Version) and skip what they have seen.
 //
 // Within one process, Options.Concurrency runs several handler calls at
 // once. With PerAggregateOrder the events are spread over the workers by
