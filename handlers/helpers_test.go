@@ -196,3 +196,5 @@ func events(t *testing.T, s *platform.MemoryEventStore) []platform.Envelope {
 	}
 	return out
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

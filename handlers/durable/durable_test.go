@@ -707,3 +707,110 @@ func TestInPlaceRetryKeepsQueuedEventsAlive(t *testing.T) {
 		t.Fatalf("handled versions %v in %d deliveries, want [1 2 3] in 3", versions, info.Delivered.Consumer)
 	}
 }
+
+func TestStopDrainsInFlightAndHandsBackTheRest(t *testing.T) {
+	e := newEnv(t)
+	_, jsA := e.proc()
+	_, jsB := e.proc()
+	started := make(chan uint64, 1)
+	release := make(chan struct{})
+	var aDone atomic.Bool
+	a := e.start(jsA, "drained", func(ctx context.Context, ev platform.Envelope) error {
+		started <- ev.Position
+		<-release
+		aDone.Store(true)
+		return nil
+	}, durable.Options{}) // AckWait 30s: only a hand-back can be this quick
+	var positions []uint64
+	for i := range 10 {
+		positions = append(positions, e.append(fmt.Sprintf("o%d", i), orderPlaced{N: i}))
+	}
+	first := <-started // A has pulled all ten and is in the first
+	stopped := make(chan error, 1)
+	go func() { stopped <- a.Stop(context.Background()) }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while a handler call was in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-stopped; err != nil || !aDone.Load() {
+		t.Fatalf("Stop = %v, handler finished %v", err, aDone.Load())
+	}
+	var mu sync.Mutex
+	var got []uint64
+	e.start(jsB, "drained", func(ctx context.Context, ev platform.Envelope) error {
+		mu.Lock()
+		got = append(got, ev.Position)
+		mu.Unlock()
+		return nil
+	}, durable.Options{})
+	eventually(t, "B to get the nine events A handed back", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 9
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if want := slices.DeleteFunc(slices.Clone(positions), func(p uint64) bool { return p == first }); !slices.Equal(got, want) {
+		t.Fatalf("B got %v, want %v", got, want)
+	}
+}
+
+func TestStopGivesUpWithItsContext(t *testing.T) {
+	e := newEnv(t)
+	cancelled := make(chan struct{})
+	h := e.start(e.js, "stuck", func(ctx context.Context, ev platform.Envelope) error {
+		<-ctx.Done()
+		close(cancelled)
+		return ctx.Err()
+	}, durable.Options{})
+	e.append("o1", orderPlaced{N: 1})
+	eventually(t, "the handler to run", func() bool {
+		info, err := h.Info(context.Background())
+		return err == nil && info.NumAckPending == 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := h.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop = %v, want the deadline", err)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler's context was not cancelled")
+	}
+}
+
+func TestRejectsBadSettings(t *testing.T) {
+	e := newEnv(t)
+	noop := func(context.Context, platform.Envelope) error { return nil }
+	cases := map[string]struct {
+		name string
+		opts durable.Options
+		want string
+	}{
+		"name with a dot":      {"bill.ing", durable.Options{}, `has '.'`},
+		"empty name":           {"", durable.Options{}, "use 1 to 64"},
+		"negative max":         {"h", durable.Options{MaxDeliver: -1}, "max deliver -1"},
+		"short ack wait":       {"h", durable.Options{AckWait: time.Millisecond}, "ack wait 1ms"},
+		"bad aggregate type":   {"h", durable.Options{AggregateTypes: []string{"or.der"}}, `aggregate type "or.der"`},
+		"negative backoff":     {"h", durable.Options{Backoff: []time.Duration{-time.Second}}, "must not be negative"},
+		"negative concurrency": {"h", durable.Options{Concurrency: -2}, "concurrency -2"},
+	}
+	for what, c := range cases {
+		c.opts.DLQ = e.dlq
+		_, err := durable.New(context.Background(), e.js, e.store, c.name, noop, c.opts)
+		if !errors.Is(err, platform.ErrInvalidArgument) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: New = %v, want an invalid-argument error mentioning %q", what, err, c.want)
+		}
+	}
+	if _, err := durable.ParseID("billing/12"); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []string{"billing", "billing/0", "bil.ling/3", "billing/x"} {
+		if _, err := durable.ParseID(bad); !errors.Is(err, platform.ErrInvalidArgument) {
+			t.Errorf("ParseID(%q) = %v", bad, err)
+		}
+	}
+}

@@ -1,0 +1,72 @@
+// Package handlers is the command, query and event buses of lexigram
+// events: the CQRS side of the platform, with the middleware that runs
+// around every handler.
+//
+// # Buses
+//
+// A CommandBus runs exactly one handler per command type and returns a
+// CommandResult; a QueryBus runs one handler per query type and returns its
+// typed result; an EventBus runs any number of handlers per event type, in
+// parallel, and reports each one's outcome in a DispatchResult. Handlers are
+// registered with generics, the Go form of the seed's decorators:
+//
+//	handlers.HandleCommand(cmds, func(ctx context.Context, c PlaceOrder) error { ... })
+//	handlers.HandleQuery(queries, func(ctx context.Context, q GetOrder) (OrderView, error) { ... })
+//	handlers.HandleEvent(events, "mailer", func(ctx context.Context, e OrderPlaced) error { ... })
+//
+// Command and query types are named in a platform.Registry, like events
+// (platform.Register[PlaceOrder](reg, "order.place", 1)); the name is the
+// type on the wire and in metrics. A Scope registers one feature module's
+// handlers with the module's own middleware and removes them together.
+//
+// # Across processes
+//
+// Give the command and query buses a Remote and a handler registered in one
+// process serves commands sent from any other: requests go to
+// <prefix>.cmd.<type> and <prefix>.qry.<type>, served through the NATS
+// micro service API (one service, one endpoint per type, a queue group
+// sharing each type among its processes, so `nats micro ls`, `info` and
+// `stats` show them). The caller's deadline travels as a remaining duration
+// and bounds the remote handler; the correlation and causation IDs and the
+// W3C trace context travel in headers; errors come back with their codes
+// (micro's error headers carry the outermost) and are rebuilt as
+// *platform.Error and *platform.ConcurrencyError values, so errors.Is and
+// errors.As work as they do in process. Bodies use the platform codec,
+// msgpack by default.
+//
+// # Commands and the unit of work
+//
+// A command handler loads or creates aggregates through the unit of work
+// (Load, Track) and returns nil or an error; the Transaction middleware
+// then saves every aggregate it changed, or drops their new events, and
+// builds the CommandResult from the saves. The command's ID is the
+// causation ID of the events it produced, and the correlation ID follows
+// from the context (or is the command's ID) into the events, the event
+// handlers and the commands they send in turn.
+//
+// # Events
+//
+// The event bus delivers the events appended to the store, read with the
+// store's Subscribe (EventBus.Run): there is no second publish, so no dual
+// write. Each event type has a bounded channel and a drain goroutine, so a
+// slow handler holds back the reading instead of growing memory. For
+// handlers that must not miss an event across restarts, with redelivery
+// and a dead-letter queue, see package handlers/durable, which reuses this
+// package's event middleware.
+//
+// # Middleware
+//
+// Middleware is a function that wraps the next handler; Middleware values
+// carry one for each bus. The package provides Validation, Transaction,
+// Logging (log/slog), Retry (exponential backoff with jitter, retryable
+// errors only), Timeout, Metrics (Prometheus), CircuitBreaker, Tracing
+// (OpenTelemetry) and Recovery; DefaultMiddleware gives their default order
+// and says why it differs from the seed's.
+//
+// # Tests
+//
+// NewStub runs everything in memory for users' unit tests: in-memory
+// stores, the three buses, and the event bus fed by the store, so a command
+// dispatched through the stub has reached the event handlers when Dispatch
+// returns.
+package handlers
