@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/lexigram/events/platform"
 )
@@ -306,8 +307,12 @@ func entryOf(m *jetstream.RawStreamMsg) (Entry, error) {
 	return e, nil
 }
 
+// listPage is how many entries one batched direct get asks for.
+const listPage = 256
+
 // List yields the DLQ entries of a handler, or of every handler when
-// handler is "", oldest entry first.
+// handler is "", oldest entry first. It reads with batched direct gets
+// (server 2.11+), so listing creates no consumer.
 func (q *DLQ) List(ctx context.Context, handler string) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		if handler != "" {
@@ -316,39 +321,27 @@ func (q *DLQ) List(ctx context.Context, handler string) iter.Seq2[Entry, error] 
 				return
 			}
 		}
-		cons, err := q.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{q.entriesFilter(handler)}})
-		if err != nil {
-			yield(Entry{}, platform.Errorf(platform.CodeStoreUnavailable, "list DLQ entries: %w", err))
-			return
-		}
-		if cons.CachedInfo().NumPending == 0 {
-			return
-		}
-		it, err := cons.Messages()
-		if err != nil {
-			yield(Entry{}, platform.Errorf(platform.CodeStoreUnavailable, "list DLQ entries: %w", err))
-			return
-		}
-		defer it.Stop()
-		stop := context.AfterFunc(ctx, it.Stop)
-		defer stop()
-		for {
-			msg, err := it.Next()
+		fail := func(err error) { yield(Entry{}, platform.Errorf(platform.CodeStoreUnavailable, "list DLQ entries: %w", err)) }
+		for start, more := uint64(1), true; more; {
+			page, err := jetstreamext.GetBatch(ctx, q.js, q.opts.Stream, listPage, jetstreamext.GetBatchSeq(start), jetstreamext.GetBatchSubject(q.entriesFilter(handler)))
 			if err != nil {
-				if ctx.Err() != nil {
-					err = ctx.Err()
+				fail(err)
+				return
+			}
+			more = false
+			for m, err := range page {
+				if errors.Is(err, jetstreamext.ErrNoMessages) {
+					return
 				}
-				yield(Entry{}, platform.Errorf(platform.CodeStoreUnavailable, "list DLQ entries: %w", err))
-				return
-			}
-			md, err := msg.Metadata()
-			if err != nil {
-				yield(Entry{}, platform.Errorf(platform.CodeStoreUnavailable, "list DLQ entries: %w", err))
-				return
-			}
-			e, err := entryOf(&jetstream.RawStreamMsg{Subject: msg.Subject(), Sequence: md.Sequence.Stream, Header: msg.Headers(), Data: msg.Data(), Time: md.Timestamp})
-			if !yield(e, err) || md.NumPending == 0 {
-				return
+				if err != nil {
+					fail(err)
+					return
+				}
+				start, more = m.Sequence+1, m.Header.Get("Nats-Num-Pending") != "0"
+				e, err := entryOf(m)
+				if !yield(e, err) {
+					return
+				}
 			}
 		}
 	}
