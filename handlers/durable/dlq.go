@@ -321,7 +321,9 @@ func (q *DLQ) List(ctx context.Context, handler string) iter.Seq2[Entry, error] 
 				return
 			}
 		}
-		fail := func(err error) { yield(Entry{}, platform.Errorf(platform.CodeStoreUnavailable, "list DLQ entries: %w", err)) }
+		fail := func(err error) {
+			yield(Entry{}, platform.Errorf(platform.CodeStoreUnavailable, "list DLQ entries: %w", err))
+		}
 		for start, more := uint64(1), true; more; {
 			page, err := jetstreamext.GetBatch(ctx, q.js, q.opts.Stream, listPage, jetstreamext.GetBatchSeq(start), jetstreamext.GetBatchSubject(q.entriesFilter(handler)))
 			if err != nil {
