@@ -102,7 +102,7 @@ func newMessage(ctx context.Context, typ string, body any) Message {
 		m.ID = id.MessageID()
 	}
 	if m.ID == "" {
-		m.ID = platform.NewEventID()
+		m.ID = newID()
 	}
 	if m.CorrelationID == "" {
 		m.CorrelationID = m.ID
@@ -110,10 +110,16 @@ func newMessage(ctx context.Context, typ string, body any) Message {
 	return m
 }
 
+// Span start options, made once: each call's would allocate.
+var (
+	producer = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
+	consumer = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+)
+
 // startSpan starts the dispatch span, the parent of the handler's span
 // here or in another process.
 func (c *core[R]) startSpan(ctx context.Context, m Message) (context.Context, trace.Span) {
-	ctx, span := c.tracer.Start(ctx, c.spanNames.get(m.Type), trace.WithSpanKind(trace.SpanKindProducer))
+	ctx, span := c.tracer.Start(ctx, c.spanNames.get(m.Type), producer...)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("lexigram.kind", string(c.kind)), attribute.String("lexigram.type", m.Type),
 			attribute.String("lexigram.id", m.ID), attribute.String("lexigram.correlation_id", m.CorrelationID))
@@ -123,10 +129,7 @@ func (c *core[R]) startSpan(ctx context.Context, m Message) (context.Context, tr
 
 // run runs the handler's pipeline in this process.
 func (c *core[R]) run(ctx context.Context, e *entry[R], m Message) (r R, err error) {
-	ctx = context.WithValue(ctx, messageKey, &dispatch{msg: m, reg: c.o.Registry})
-	if c.kind == KindCommand {
-		ctx = commandContext(ctx, m)
-	}
+	ctx = newDispatch(ctx, m, c.o.Registry, c.kind == KindCommand)
 	defer func() {
 		if p := recover(); p != nil { // a pipeline without Recovery must not crash the process
 			err = panicError(c.kind, m.Type, m.ID, p)

@@ -271,7 +271,7 @@ func (b *EventBus) dispatch(ctx context.Context, env platform.Envelope, subs []*
 	if tp := env.Metadata["traceparent"]; tp != "" && !trace.SpanContextFromContext(ctx).IsValid() {
 		ctx = b.propag.Extract(ctx, propagation.MapCarrier(env.Metadata))
 	}
-	ctx, span := b.tracer.Start(ctx, b.names.get(env.Type), trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := b.tracer.Start(ctx, b.names.get(env.Type), consumer...)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("lexigram.kind", string(KindEvent)), attribute.String("lexigram.type", env.Type),
 			attribute.String("lexigram.id", env.ID), attribute.Int64("lexigram.position", int64(env.Position)), attribute.Int("lexigram.handlers", len(subs)))

@@ -199,7 +199,8 @@ func TestEventBackpressureBoundsMemory(t *testing.T) {
 	// With the handler stuck, the feeder fills the channel and then waits:
 	// one event in the handler, queue in the channel, one in the feeder's hand.
 	eventually(t, "a full channel", func() bool {
-		return metricValue(t, m, "lexigram_event_bus_queued", map[string]string{"type": "test.order-placed"}) == queue && src.read.Load() == queue+2
+		v, ok := lookupMetric(t, m, "lexigram_event_bus_queued", map[string]string{"type": "test.order-placed"})
+		return ok && v == queue && src.read.Load() == queue+2
 	})
 	if r := src.read.Load(); r != queue+2 {
 		t.Fatalf("the feeder read %d events with the handler stuck, want %d", r, queue+2)

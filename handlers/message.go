@@ -149,13 +149,6 @@ const (
 	handlerKey
 )
 
-// dispatch is what one command or query dispatch keeps in its context: the
-// message and the bus's registry.
-type dispatch struct {
-	msg Message
-	reg *platform.Registry // names the events in a CommandResult
-}
-
 // MessageFrom returns the command or query being handled, for handlers
 // that need its ID or correlation ID.
 func MessageFrom(ctx context.Context) (Message, bool) {

@@ -13,6 +13,16 @@ import (
 // go.mod does not require.)
 func metricValue(t *testing.T, c prometheus.Collector, name string, labels map[string]string) float64 {
 	t.Helper()
+	v, ok := lookupMetric(t, c, name, labels)
+	if !ok {
+		t.Fatalf("no series %s%v", name, labels)
+	}
+	return v
+}
+
+// lookupMetric is metricValue for a series that may not exist yet.
+func lookupMetric(t *testing.T, c prometheus.Collector, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
 	r := prometheus.NewPedanticRegistry()
 	must(t, r.Register(c))
 	families, err := r.Gather()
@@ -31,11 +41,10 @@ func metricValue(t *testing.T, c prometheus.Collector, name string, labels map[s
 					continue series
 				}
 			}
-			return value(m)
+			return value(m), true
 		}
 	}
-	t.Fatalf("no series %s%v", name, labels)
-	return 0
+	return 0, false
 }
 
 func value(m *dto.Metric) float64 {

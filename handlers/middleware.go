@@ -284,7 +284,7 @@ func tracing[M, R any](tr trace.Tracer, kind Kind, inf info[M]) step[M, R] {
 	return func(next call[M, R]) call[M, R] {
 		return func(ctx context.Context, m M) (R, error) {
 			typ, id := inf(ctx, m)
-			ctx, span := tr.Start(ctx, names.get(typ), trace.WithSpanKind(trace.SpanKindConsumer))
+			ctx, span := tr.Start(ctx, names.get(typ), consumer...)
 			if span.IsRecording() {
 				span.SetAttributes(attribute.String("lexigram.kind", string(kind)), attribute.String("lexigram.type", typ),
 					attribute.String("lexigram.id", id), attribute.String("lexigram.correlation_id", platform.CorrelationID(ctx)))

@@ -202,12 +202,16 @@ func (r *Remote) request(ctx context.Context, kind Kind, msg Message, codec plat
 	}
 	dl, _ := ctx.Deadline()
 	subject := r.Subject(kind, msg.Type)
-	m := &nats.Msg{Subject: subject, Data: data, Header: make(nats.Header, 8)}
+	// Headers cost time on both sides: send only what the other side
+	// cannot infer (the type is in the subject, msgpack is the default,
+	// the correlation ID is usually the message's own ID).
+	m := &nats.Msg{Subject: subject, Data: data, Header: make(nats.Header, 4)}
 	m.Header[HeaderID] = []string{msg.ID}
-	m.Header[HeaderType] = []string{msg.Type}
-	m.Header[HeaderCodec] = []string{codec.Name()}
 	m.Header[HeaderTimeout] = []string{time.Until(dl).String()}
-	if msg.CorrelationID != "" {
+	if codec.Name() != platform.Msgpack.Name() {
+		m.Header[HeaderCodec] = []string{codec.Name()}
+	}
+	if msg.CorrelationID != "" && msg.CorrelationID != msg.ID {
 		m.Header[HeaderCorrelationID] = []string{msg.CorrelationID}
 	}
 	if msg.CausationID != "" {
@@ -266,14 +270,11 @@ func (r *Remote) incoming(req micro.Request, typ string) (context.Context, conte
 		return ctx, cancel, nil, Message{}, err
 	}
 	msg := Message{ID: h.Get(HeaderID), Type: typ, CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID)}
-	if msg.CausationID != "" {
-		ctx = platform.WithCausationID(ctx, msg.CausationID)
-	}
-	if msg.CorrelationID != "" {
-		ctx = platform.WithCorrelationID(ctx, msg.CorrelationID)
-	}
 	if msg.ID == "" {
-		msg.ID = platform.NewEventID()
+		msg.ID = newID()
+	}
+	if msg.CorrelationID == "" {
+		msg.CorrelationID = msg.ID
 	}
 	return ctx, cancel, codec, msg, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 	oteltrace "go.opentelemetry.io/otel/trace"
@@ -27,6 +28,7 @@ type Tracked interface {
 // another, so a failure on the second leaves the first saved. Keep to one
 // aggregate per command where that matters.
 type UnitOfWork struct {
+	ctx     context.Context // the handler's context is the unit of work itself: one allocation for both
 	mu      sync.Mutex
 	closed  bool
 	entries []tracked
@@ -38,6 +40,19 @@ type tracked struct {
 }
 
 type uowKey struct{}
+
+// The unit of work is the context its handler runs with.
+type uowContext struct{ *UnitOfWork }
+
+func (u uowContext) Deadline() (time.Time, bool) { return u.ctx.Deadline() }
+func (u uowContext) Done() <-chan struct{}       { return u.ctx.Done() }
+func (u uowContext) Err() error                  { return u.ctx.Err() }
+func (u uowContext) Value(k any) any {
+	if k == (uowKey{}) {
+		return u.UnitOfWork
+	}
+	return u.ctx.Value(k)
+}
 
 // CurrentUnitOfWork returns the unit of work of the command running with
 // ctx, or nil outside the Transaction middleware.
@@ -178,8 +193,8 @@ func discard(entries []tracked) {
 func Transaction() Middleware {
 	return Middleware{Name: "transaction", Command: func(next CommandHandlerFunc) CommandHandlerFunc {
 		return func(ctx context.Context, cmd Message) (CommandResult, error) {
-			u := &UnitOfWork{}
-			res, err := next(context.WithValue(ctx, uowKey{}, u), cmd)
+			u := &UnitOfWork{ctx: ctx}
+			res, err := next(uowContext{u}, cmd)
 			entries := u.close()
 			if err != nil {
 				discard(entries)

@@ -10,16 +10,15 @@ import (
 	"github.com/lexigram/events/platform"
 )
 
-// Headers of a remote command or query. The W3C trace context travels in
-// "traceparent" and "tracestate"; errors come back in the micro service
-// error headers (micro.ErrorHeader, micro.ErrorCodeHeader) with the platform
-// code as the error code.
+// Headers of a remote command or query; its type is the subject's last
+// tokens. The W3C trace context travels in "traceparent" and "tracestate";
+// errors come back in the micro service error headers (micro.ErrorHeader,
+// micro.ErrorCodeHeader) with the platform code as the error code.
 const (
 	HeaderID            = "Lexigram-Id"
-	HeaderType          = "Lexigram-Type"
-	HeaderCorrelationID = "Lexigram-Correlation-Id"
+	HeaderCorrelationID = "Lexigram-Correlation-Id" // absent: the message's ID
 	HeaderCausationID   = "Lexigram-Causation-Id"
-	HeaderCodec         = "Lexigram-Codec"
+	HeaderCodec         = "Lexigram-Codec" // absent: msgpack
 	// HeaderTimeout is the caller's remaining time as a Go duration. A
 	// duration, not a deadline, so clock skew between hosts does not matter.
 	HeaderTimeout = "Lexigram-Timeout"

@@ -815,3 +815,36 @@ func TestRejectsBadSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestListPagesThroughManyEntriesOfEveryHandler(t *testing.T) {
+	e := newEnv(t)
+	reject := func(context.Context, platform.Envelope) error { return durable.Permanent(errors.New("no")) }
+	e.start(e.js, "rejects-all", reject, durable.Options{})
+	e.start(e.js, "rejects-too", reject, durable.Options{AggregateTypes: []string{"order"}, Start: durable.FromNow})
+	const n = 300 // more than one page of the batched direct get
+	for i := range n / 100 {
+		evs := make([]any, 100)
+		for j := range evs {
+			evs[j] = orderPlaced{N: j}
+		}
+		e.append(fmt.Sprintf("o%d", i), evs...)
+	}
+	eventually(t, "every entry", func() bool {
+		a, err1 := e.dlq.Size(context.Background(), "rejects-all")
+		b, err2 := e.dlq.Size(context.Background(), "rejects-too")
+		return err1 == nil && err2 == nil && a == n && b == n
+	})
+	seen := map[durable.ID]bool{}
+	for _, en := range e.entries("") {
+		if seen[en.ID] {
+			t.Fatalf("entry %v listed twice", en.ID)
+		}
+		seen[en.ID] = true
+	}
+	if len(seen) != 2*n {
+		t.Fatalf("List(\"\") gave %d entries, want %d", len(seen), 2*n)
+	}
+	if got := e.entries("rejects-too"); len(got) != n || got[0].ID.Handler != "rejects-too" {
+		t.Fatalf("List(rejects-too) gave %d entries", len(got))
+	}
+}
