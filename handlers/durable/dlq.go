@@ -433,7 +433,7 @@ type advisory struct {
 func (q *DLQ) recordAdvisory(ctx context.Context, subject string, data []byte, handler string) error {
 	var a advisory
 	if err := json.Unmarshal(data, &a); err != nil {
-		return fmt.Errorf("advisory on %s: %w", subject, err)
+		return Permanent(fmt.Errorf("advisory on %s: %w", subject, err))
 	}
 	e := Entry{ID: ID{Handler: handler}, Deliveries: a.Deliveries, Time: time.Now(), RecordedBy: "advisory"}
 	if strings.HasPrefix(subject, advTerminated) {

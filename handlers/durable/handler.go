@@ -529,7 +529,13 @@ func (h *Handler) onReplay(msg jetstream.Msg) {
 }
 
 func (h *Handler) onAdvisory(msg jetstream.Msg) {
-	if err := h.dlq.recordAdvisory(h.ctx, msg.Subject(), msg.Data(), h.name); err != nil {
+	err := h.dlq.recordAdvisory(h.ctx, msg.Subject(), msg.Data(), h.name)
+	if IsPermanent(err) {
+		h.log.Error("durable handler: an unreadable advisory; dropping it", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	if err != nil {
 		h.log.Warn("durable handler: could not record an advisory's DLQ entry; retrying", "subject", msg.Subject(), "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
