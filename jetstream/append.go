@@ -60,6 +60,9 @@ func (s *EventStore) Append(ctx context.Context, stream platform.StreamID, expec
 	if err := a.checkSizes(); err != nil {
 		return platform.AppendResult{}, err
 	}
+	if s.group != nil {
+		return s.group.append(ctx, a)
+	}
 	return a.run(ctx)
 }
 
@@ -94,15 +97,27 @@ func (a *appendOp) checkSizes() error {
 // run publishes, retrying the server's transient answers, and turns the
 // outcome into a result or a *ConcurrencyError.
 func (a *appendOp) run(ctx context.Context) (platform.AppendResult, error) {
-	base, err := a.base(ctx)
+	base, res, stored, err := a.start(ctx)
+	if stored || err != nil {
+		return res, err
+	}
+	return a.send(ctx, base)
+}
+
+// start finds the base the append builds on; stored reports an append
+// retried with the same event IDs whose events are the aggregate's newest.
+func (a *appendOp) start(ctx context.Context) (base tail, res platform.AppendResult, stored bool, err error) {
+	base, err = a.base(ctx)
 	if ce := (*platform.ConcurrencyError)(nil); errors.As(err, &ce) {
 		if res, ok := a.alreadyStored(a.lastSeen); ok {
-			return res, nil
+			return tail{}, res, true, nil
 		}
 	}
-	if err != nil {
-		return platform.AppendResult{}, err
-	}
+	return base, platform.AppendResult{}, false, err
+}
+
+// send publishes on base until the server decides.
+func (a *appendOp) send(ctx context.Context, base tail) (platform.AppendResult, error) {
 	backoff := firstBackoff
 	for attempt := 1; ; attempt++ {
 		res, err := a.publish(ctx, base)
@@ -201,10 +216,7 @@ func (a *appendOp) alreadyStored(cur tail) (platform.AppendResult, bool) {
 // atomic batch with the condition on its first message.
 func (a *appendOp) publish(ctx context.Context, base tail) (platform.AppendResult, error) {
 	msgs := a.msgs
-	for i, m := range msgs {
-		setVersion(m, base.version+uint64(i)+1)
-	}
-	msgs[0].Header[jetstream.ExpectedLastSubjSeqHeader] = []string{uitoa(base.seq)}
+	a.stamp(base)
 	res := platform.AppendResult{FirstVersion: base.version + 1, LastVersion: base.version + uint64(len(msgs))}
 	if len(msgs) == 1 {
 		ack, err := a.s.js.PublishMsg(ctx, msgs[0])
@@ -222,6 +234,19 @@ func (a *appendOp) publish(ctx context.Context, base tail) (platform.AppendResul
 	res.LastPosition = ack.Sequence
 	res.FirstPosition = ack.Sequence - uint64(len(msgs)) + 1
 	return res, nil
+}
+
+// stamp readies the messages for a publish on base: their versions, the
+// expected sequence on the first, and none of an earlier batch's headers.
+func (a *appendOp) stamp(base tail) {
+	for i, m := range a.msgs {
+		setVersion(m, base.version+uint64(i)+1)
+		m.Reply = ""
+		delete(m.Header, jetstreamext.BatchIDHeader)
+		delete(m.Header, jetstreamext.BatchSeqHeader)
+		delete(m.Header, jetstreamext.BatchCommitHeader)
+	}
+	a.msgs[0].Header[jetstream.ExpectedLastSubjSeqHeader] = []string{uitoa(base.seq)}
 }
 
 // landed reports whether an earlier attempt of this append was stored:

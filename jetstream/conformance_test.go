@@ -18,7 +18,7 @@ import (
 // fresh store without paying for a fresh server every time.
 var streamCounter atomic.Int64
 
-func harnessOn(js jetstream.JetStream, replicas int, codec platform.Codec) func(t *testing.T) storetest.Harness {
+func harnessOn(js jetstream.JetStream, replicas int, codec platform.Codec, group bool) func(t *testing.T) storetest.Harness {
 	return func(t *testing.T) storetest.Harness {
 		n := streamCounter.Add(1)
 		opts := lxjs.Options{
@@ -28,6 +28,7 @@ func harnessOn(js jetstream.JetStream, replicas int, codec platform.Codec) func(
 			Codec:         codec,
 			Registry:      platform.NewRegistry(),
 			Logger:        embeddedtest.Logger(t),
+			GroupCommit:   lxjs.GroupCommit{Enabled: group},
 		}
 		open := func(t *testing.T, reg *platform.Registry) platform.EventStore {
 			o := opts
@@ -58,7 +59,7 @@ func TestConformanceR1File(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.TestEventStore(t, harnessOn(js, 1, platform.Msgpack))
+	storetest.TestEventStore(t, harnessOn(js, 1, platform.Msgpack, false))
 }
 
 func TestConformanceR1FileJSON(t *testing.T) {
@@ -67,7 +68,7 @@ func TestConformanceR1FileJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.TestEventStore(t, harnessOn(js, 1, platform.JSON))
+	storetest.TestEventStore(t, harnessOn(js, 1, platform.JSON, false))
 }
 
 func TestConformanceR3(t *testing.T) {
@@ -79,5 +80,28 @@ func TestConformanceR3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.TestEventStore(t, harnessOn(js, 3, platform.Msgpack))
+	storetest.TestEventStore(t, harnessOn(js, 3, platform.Msgpack, false))
+}
+
+// The suite again with group commit: its racing appends form groups, and
+// every caller must still get exactly its own result.
+func TestConformanceR1FileGroupCommit(t *testing.T) {
+	s := embeddedtest.Server(t)
+	js, err := jetstream.New(embeddedtest.Conn(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.TestEventStore(t, harnessOn(js, 1, platform.Msgpack, true))
+}
+
+func TestConformanceR3GroupCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three-node cluster")
+	}
+	c := embeddedtest.Cluster(t)
+	js, err := jetstream.New(c.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.TestEventStore(t, harnessOn(js, 3, platform.Msgpack, true))
 }

@@ -57,22 +57,52 @@ func (g *batchGetter) route(m *nats.Msg) {
 // page yields the messages on subject from seq on, at most batch of them,
 // and whether the server has more after them.
 func (g *batchGetter) page(ctx context.Context, subject string, seq uint64, batch int, more *bool) iter.Seq2[*jetstream.RawStreamMsg, error] {
+	req := directRequest{Seq: seq, NextFor: subject, Batch: batch, MaxBytes: pageBytes}
+	what := fmt.Sprintf("direct get on %s from %d", subject, seq)
 	return func(yield func(*jetstream.RawStreamMsg, error) bool) {
 		*more = false
-		req, _ := json.Marshal(struct {
-			Seq      uint64 `json:"seq"`
-			NextFor  string `json:"next_by_subj"`
-			Batch    int    `json:"batch"`
-			MaxBytes int    `json:"max_bytes"`
-		}{seq, subject, batch, pageBytes})
-		ch := make(chan *nats.Msg, batch+1)
+		for m, err := range g.get(ctx, req, what) {
+			if err == nil {
+				// Nats-Num-Pending counts the matching messages after this one.
+				*more = m.Header.Get("Nats-Num-Pending") != "0"
+			}
+			if !yield(m, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// lasts yields the last message of each subject that has one, in one
+// request. The group committer asks it which aggregates moved under a
+// batch that failed.
+func (g *batchGetter) lasts(ctx context.Context, subjects []string) iter.Seq2[*jetstream.RawStreamMsg, error] {
+	req := directRequest{MultiLast: subjects, Batch: len(subjects), MaxBytes: pageBytes}
+	return g.get(ctx, req, fmt.Sprintf("direct get of the last messages of %d subjects", len(subjects)))
+}
+
+// directRequest is the body of a batched direct get (ADR-31).
+type directRequest struct {
+	Seq       uint64   `json:"seq,omitempty"`
+	NextFor   string   `json:"next_by_subj,omitempty"`
+	MultiLast []string `json:"multi_last,omitempty"`
+	Batch     int      `json:"batch"`
+	MaxBytes  int      `json:"max_bytes"`
+}
+
+// get sends one batched direct get and yields its replies until the
+// server's end of batch.
+func (g *batchGetter) get(ctx context.Context, req directRequest, what string) iter.Seq2[*jetstream.RawStreamMsg, error] {
+	return func(yield func(*jetstream.RawStreamMsg, error) bool) {
+		body, _ := json.Marshal(req)
+		ch := make(chan *nats.Msg, req.Batch+1)
 		reply, err := g.register(ch)
 		if err != nil {
 			yield(nil, err)
 			return
 		}
 		defer g.unregister(reply)
-		if err := g.nc.PublishRequest(g.subject, reply, req); err != nil {
+		if err := g.nc.PublishRequest(g.subject, reply, body); err != nil {
 			yield(nil, err)
 			return
 		}
@@ -86,7 +116,7 @@ func (g *batchGetter) page(ctx context.Context, subject string, seq uint64, batc
 			select {
 			case m = <-ch:
 			case <-ctx.Done():
-				yield(nil, fmt.Errorf("direct get on %s from %d: %w", subject, seq, ctx.Err()))
+				yield(nil, fmt.Errorf("%s: %w", what, ctx.Err()))
 				return
 			}
 			if len(m.Data) == 0 && m.Header.Get("Status") != "" {
@@ -96,18 +126,12 @@ func (g *batchGetter) page(ctx context.Context, subject string, seq uint64, batc
 				case "404": // nothing (more) on the subject
 					return
 				default:
-					yield(nil, fmt.Errorf("direct get on %s from %d: status %s %s", subject, seq, status, m.Header.Get("Description")))
+					yield(nil, fmt.Errorf("%s: status %s %s", what, status, m.Header.Get("Description")))
 					return
 				}
 			}
 			raw, err := rawStreamMsg(m)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			// Nats-Num-Pending counts the matching messages after this one.
-			*more = m.Header.Get("Nats-Num-Pending") != "0"
-			if !yield(raw, nil) {
+			if !yield(raw, err) || err != nil {
 				return
 			}
 		}

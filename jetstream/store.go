@@ -28,6 +28,10 @@ type Options struct {
 	Codec           platform.Codec        // default msgpack
 	Registry        *platform.Registry    // default platform.DefaultRegistry
 	Logger          *slog.Logger          // default slog.Default()
+	// GroupCommit shares atomic batches among concurrent appends; off by
+	// default. Turn it on where the server fsyncs every write on R1 file
+	// storage (see GroupCommit).
+	GroupCommit GroupCommit
 }
 
 // EventStore is a platform.EventStore on a JetStream stream.
@@ -40,6 +44,7 @@ type EventStore struct {
 	caps     Capabilities
 	maxMsg   int // the server's max_payload
 	getter   *batchGetter
+	group    *committer // nil without group commit
 }
 
 // Capabilities are what the connected server can do for the store.
@@ -67,9 +72,15 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*EventStore
 		return nil, err
 	}
 	s.getter = newBatchGetter(js, opts.Stream)
+	switch {
+	case opts.GroupCommit.Enabled && s.caps.AtomicBatch:
+		s.group = newCommitter(s, opts.GroupCommit)
+	case opts.GroupCommit.Enabled:
+		opts.Logger.WarnContext(ctx, "group commit is off: it needs atomic batch publish, from nats-server 2.12", "server", s.caps.ServerVersion)
+	}
 	opts.Logger.InfoContext(ctx, "event store ready", "stream", opts.Stream, "subjects", opts.SubjectPrefix+".>",
 		"server", s.caps.ServerVersion, "api_level", s.caps.APILevel, "atomic_batch", s.caps.AtomicBatch,
-		"replicas", opts.Replicas, "storage", opts.Storage.String())
+		"replicas", opts.Replicas, "storage", opts.Storage.String(), "group_commit", s.group != nil)
 	return s, nil
 }
 

@@ -53,6 +53,15 @@ func (p *gateProxy) holdOn(pattern string) {
 	p.mu.Unlock()
 }
 
+// rearm lets what is held through and holds from the next chunk
+// containing pattern instead.
+func (p *gateProxy) rearm(pattern string) {
+	p.mu.Lock()
+	p.held, p.trigger = false, []byte(pattern)
+	p.mu.Unlock()
+	p.cond.Broadcast()
+}
+
 func (p *gateProxy) release() {
 	p.mu.Lock()
 	p.held, p.trigger = false, nil

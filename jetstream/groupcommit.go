@@ -1,0 +1,371 @@
+package jetstream
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/lexigram/events/platform"
+)
+
+// GroupCommit configures group commit: concurrent appends to different
+// aggregates share one atomic batch, so a server that fsyncs before it
+// acknowledges pays one fsync for the group instead of one per append.
+//
+// An append that finds nothing being committed goes out at once on its
+// own, so a lone writer waits no longer than without group commit. While
+// commits are in flight, appends queue; the next group is the queue, at
+// most MaxEvents events and one append per aggregate (JetStream checks
+// one expected sequence per subject in a batch), each append's expected
+// sequence on its first message. A group that fails on a conflict is
+// taken apart: the store reads the last event of every aggregate in it
+// (one request on R1), answers the appends that conflict, and commits the
+// others again, so only the conflicting callers see a ConcurrencyError.
+//
+// Group commit pays where every message is made durable on its own: R1
+// file streams on a server that fsyncs before acknowledging
+// (sync_interval: always; the embedded server's default). Without fsync,
+// single publishes are cheaper than batches and it costs throughput; see
+// docs/benchmarks.md for the figures. It needs atomic batch publish
+// (nats-server 2.12+); on older servers it is off.
+type GroupCommit struct {
+	Enabled bool
+	// MaxEvents bounds the events in one group. 0 means 1000, the
+	// server's default batch limit; lower it if the server's is lower.
+	MaxEvents int
+	// MaxInFlight bounds the groups being committed at once. 0 means 1:
+	// on R1 file storage, batches committed side by side contend for the
+	// same fsync and gain nothing.
+	MaxInFlight int
+}
+
+// committer runs group commit for one store.
+type committer struct {
+	s           *EventStore
+	maxEvents   int
+	maxInFlight int
+
+	groups, grouped, failed atomic.Uint64
+
+	mu       sync.Mutex
+	queue    []*pending
+	inFlight int            // commits under way, single or grouped
+	busy     map[string]int // subjects in commits under way
+}
+
+// pending is an append waiting in, or committed by, a group.
+type pending struct {
+	a        *appendOp
+	base     tail
+	sent     bool // taken into a group; guarded by committer.mu
+	attempts int
+	done     chan outcome // buffered: the group never waits for a caller
+}
+
+type outcome struct {
+	res platform.AppendResult
+	err error
+}
+
+// GroupCommitStats counts what group commit did since the store started.
+type GroupCommitStats struct {
+	Groups   uint64 // atomic batches of several appends stored
+	Appends  uint64 // appends stored in those batches
+	Failures uint64 // group batches the server did not store (conflicts, timeouts); their appends were settled one by one
+	Queued   int    // appends waiting for a group now
+}
+
+// GroupCommitStats reports group commit's counters; all zero when it is off.
+func (s *EventStore) GroupCommitStats() GroupCommitStats {
+	c := s.group
+	if c == nil {
+		return GroupCommitStats{}
+	}
+	c.mu.Lock()
+	queued := len(c.queue)
+	c.mu.Unlock()
+	return GroupCommitStats{Groups: c.groups.Load(), Appends: c.grouped.Load(), Failures: c.failed.Load(), Queued: queued}
+}
+
+func newCommitter(s *EventStore, gc GroupCommit) *committer {
+	c := &committer{s: s, maxEvents: gc.MaxEvents, maxInFlight: gc.MaxInFlight, busy: map[string]int{}}
+	if c.maxEvents <= 0 || c.maxEvents > platform.MaxAppendEvents {
+		c.maxEvents = platform.MaxAppendEvents
+	}
+	if c.maxInFlight <= 0 {
+		c.maxInFlight = 1
+	}
+	return c
+}
+
+// append stores one append, alone when nothing else is being committed,
+// otherwise in the next group.
+func (c *committer) append(ctx context.Context, a *appendOp) (platform.AppendResult, error) {
+	base, res, stored, err := a.start(ctx)
+	if stored || err != nil {
+		return res, err
+	}
+	c.mu.Lock()
+	if c.inFlight < c.maxInFlight && len(c.queue) == 0 && c.busy[a.subject] == 0 {
+		c.take(a.subject)
+		c.mu.Unlock()
+		res, err := a.send(ctx, base)
+		c.mu.Lock()
+		c.release(a.subject)
+		c.dispatch()
+		c.mu.Unlock()
+		return res, err
+	}
+	p := &pending{a: a, base: base, done: make(chan outcome, 1)}
+	c.queue = append(c.queue, p)
+	c.dispatch()
+	c.mu.Unlock()
+
+	select {
+	case o := <-p.done:
+		return o.res, o.err
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !p.sent {
+		for i, q := range c.queue {
+			if q == p {
+				c.queue = append(c.queue[:i], c.queue[i+1:]...)
+				break
+			}
+		}
+		return platform.AppendResult{}, platform.Errorf(platform.CodeStoreUnavailable,
+			"append to %s: %w while waiting for a group commit (nothing was stored)", a.stream, ctx.Err())
+	}
+	return platform.AppendResult{}, platform.Errorf(platform.CodeStoreUnavailable,
+		"append to %s: %w during a group commit (the events may or may not be stored: read the aggregate to find out)", a.stream, ctx.Err())
+}
+
+func (c *committer) take(subject string) {
+	c.inFlight++
+	c.busy[subject]++
+}
+
+func (c *committer) release(subject string) {
+	c.inFlight--
+	if c.busy[subject]--; c.busy[subject] <= 0 {
+		delete(c.busy, subject)
+	}
+}
+
+// dispatch starts groups from the queue while commits may start. An
+// append whose aggregate is being committed waits for the outcome: its
+// base would be stale the moment that commit lands. Called with c.mu held.
+func (c *committer) dispatch() {
+	for c.inFlight < c.maxInFlight && len(c.queue) > 0 {
+		var group []*pending
+		events := 0
+		rest := c.queue[:0]
+		for _, p := range c.queue {
+			n := len(p.a.msgs)
+			if c.busy[p.a.subject] > 0 || (len(group) > 0 && events+n > c.maxEvents) {
+				rest = append(rest, p)
+				continue
+			}
+			group = append(group, p)
+			events += n
+			p.sent = true
+			c.busy[p.a.subject]++
+		}
+		clear(c.queue[len(rest):])
+		c.queue = rest
+		if len(group) == 0 {
+			return
+		}
+		c.inFlight++
+		go c.commit(group)
+	}
+}
+
+// commit stores a group and answers each of its appends.
+func (c *committer) commit(group []*pending) {
+	defer func() {
+		c.mu.Lock()
+		c.inFlight--
+		for _, p := range group {
+			if c.busy[p.a.subject]--; c.busy[p.a.subject] <= 0 {
+				delete(c.busy, p.a.subject)
+			}
+		}
+		c.dispatch()
+		c.mu.Unlock()
+	}()
+	// No deadline: each request then gets the JetStream context's default
+	// timeout, and maxAttempts bounds the whole.
+	ctx := context.Background()
+
+	backoff := firstBackoff
+	for open := group; len(open) > 0; {
+		if len(open) == 1 {
+			p := open[0]
+			res, err := p.a.send(ctx, p.base)
+			p.done <- outcome{res, err}
+			return
+		}
+		err := c.publish(ctx, open)
+		if err == nil {
+			c.groups.Add(1)
+			c.grouped.Add(uint64(len(open)))
+			return
+		}
+		c.failed.Add(1)
+		code := apiCode(err)
+		conflict := code == codeWrongLastSeq || code == codeWrongLastSeqConstant || code == codeBatchDuplicateMsgID
+		if !conflict && !retryable(err) {
+			// Nothing in the group is at fault that we can tell (a batch
+			// over a lower server limit, say): each append on its own
+			// gets its own answer.
+			c.s.opts.Logger.Warn("group commit failed; committing its appends one by one", "appends", len(open), "error", err)
+			c.alone(ctx, open)
+			return
+		}
+		if open, err = c.settle(ctx, open); err != nil {
+			for _, p := range open {
+				p.done <- outcome{err: err}
+			}
+			return
+		}
+		if !conflict && len(open) > 0 {
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			backoff = min(2*backoff, maxBackoff)
+		}
+	}
+}
+
+// publish commits the group as one atomic batch and answers every append
+// in it; on an error it answers none.
+func (c *committer) publish(ctx context.Context, group []*pending) error {
+	var msgs []*nats.Msg
+	for _, p := range group {
+		p.attempts++
+		p.a.stamp(p.base)
+		msgs = append(msgs, p.a.msgs...)
+	}
+	ack, err := jetstreamext.PublishMsgBatch(ctx, c.s.js, msgs)
+	if err != nil {
+		return err
+	}
+	// A batch is stored in one piece, in order, so the positions of each
+	// append follow from the last one.
+	pos := ack.Sequence - uint64(len(msgs)) + 1
+	for _, p := range group {
+		n := uint64(len(p.a.msgs))
+		p.done <- outcome{res: platform.AppendResult{
+			FirstVersion: p.base.version + 1, LastVersion: p.base.version + n,
+			FirstPosition: pos, LastPosition: pos + n - 1,
+		}}
+		pos += n
+	}
+	return nil
+}
+
+// settle decides the appends of a group that was not stored, from the
+// last event of each aggregate now: an aggregate that has not moved goes
+// into the next group as it was; one that moved was either written by an
+// earlier attempt of the same append (it succeeded), or by someone else
+// (a conflict; Any takes the new base). It returns the appends to commit
+// again.
+func (c *committer) settle(ctx context.Context, group []*pending) ([]*pending, error) {
+	current, err := c.lasts(ctx, group)
+	if err != nil {
+		return group, err
+	}
+	var again []*pending
+	for _, p := range group {
+		cur := current[p.a.subject]
+		if cur.seq == p.base.seq && p.attempts < maxAttempts {
+			again = append(again, p)
+			continue
+		}
+		if cur.seq != p.base.seq {
+			if res, ok, err := p.a.landed(ctx, p.base); err != nil {
+				p.done <- outcome{err: err}
+				continue
+			} else if ok {
+				p.done <- outcome{res: res}
+				continue
+			}
+			if p.a.expected.IsAny() && p.attempts < maxAttempts {
+				p.base = cur
+				again = append(again, p)
+				continue
+			}
+			p.done <- outcome{err: &platform.ConcurrencyError{Stream: p.a.stream, Expected: p.a.expected, Actual: cur.version}}
+			continue
+		}
+		p.done <- outcome{err: platform.Errorf(platform.CodeStoreUnavailable,
+			"append to %s: gave up after %d group commits (the events may or may not be stored: read the aggregate, or retry with the same event IDs)", p.a.stream, p.attempts)}
+	}
+	return again, nil
+}
+
+// lasts reads the last event of each aggregate in the group. On R1 one
+// batched direct get answers for all; a replicated stream's followers
+// may be behind, so there each is asked of the leader.
+func (c *committer) lasts(ctx context.Context, group []*pending) (map[string]tail, error) {
+	current := make(map[string]tail, len(group))
+	if c.s.opts.Replicas == 1 {
+		subjects := make([]string, len(group))
+		for i, p := range group {
+			subjects[i] = p.a.subject
+		}
+		for m, err := range c.s.getter.lasts(ctx, subjects) {
+			if err != nil {
+				return nil, platform.Errorf(platform.CodeStoreUnavailable, "group commit: read the aggregates' last events: %w", err)
+			}
+			v, err := versionOf(m.Header, m.Sequence)
+			if err != nil {
+				return nil, err
+			}
+			current[m.Subject] = tail{version: v, seq: m.Sequence, eventID: m.Header.Get(jetstream.MsgIDHeader)}
+		}
+		return current, nil
+	}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		firstErr error
+	)
+	for _, p := range group {
+		wg.Go(func() {
+			cur, err := c.s.last(ctx, p.a.subject)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			current[p.a.subject] = cur
+		})
+	}
+	wg.Wait()
+	return current, firstErr
+}
+
+// alone sends each append of a group by itself, side by side.
+func (c *committer) alone(ctx context.Context, group []*pending) {
+	var wg sync.WaitGroup
+	for _, p := range group {
+		wg.Go(func() {
+			res, err := p.a.send(ctx, p.base)
+			p.done <- outcome{res, err}
+		})
+	}
+	wg.Wait()
+}
