@@ -37,18 +37,28 @@ type side[T any] func(ctx context.Context, st *lxjs.EventStore) (T, error)
 // and raw first in odd ones, each call on its own fresh stream, and returns
 // both sides' results in round order.
 func alternate[T any](ctx context.Context, r *runner, e *env, storage jetstream.StorageType, ours, raw side[T]) (o, w []T, err error) {
+	return alternateWith(ctx, r, e, storage, nil, ours, raw)
+}
+
+// alternateWith is alternate with ours's stores configured by oursOpts.
+func alternateWith[T any](ctx context.Context, r *runner, e *env, storage jetstream.StorageType, oursOpts func(*lxjs.Options), ours, raw side[T]) (o, w []T, err error) {
 	type half struct {
 		name string
 		run  side[T]
 		out  *[]T
+		opts []func(*lxjs.Options)
+	}
+	var oo []func(*lxjs.Options)
+	if oursOpts != nil {
+		oo = append(oo, oursOpts)
 	}
 	for i := range r.plan.rounds {
-		halves := []half{{"ours", ours, &o}, {"raw", raw, &w}}
+		halves := []half{{"ours", ours, &o, oo}, {"raw", raw, &w, nil}}
 		if i%2 == 1 {
 			slices.Reverse(halves)
 		}
 		for _, h := range halves {
-			st, done, err := r.newStore(ctx, e, storage)
+			st, done, err := r.newStore(ctx, e, storage, h.opts...)
 			if err != nil {
 				return nil, nil, err
 			}

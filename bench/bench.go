@@ -370,16 +370,20 @@ func (r *runner) close() {
 
 // newStore creates an event store on a fresh stream of this run. done
 // deletes the stream.
-func (r *runner) newStore(ctx context.Context, e *env, storage jetstream.StorageType) (st *lxjs.EventStore, done func(), err error) {
+func (r *runner) newStore(ctx context.Context, e *env, storage jetstream.StorageType, opts ...func(*lxjs.Options)) (st *lxjs.EventStore, done func(), err error) {
 	r.seq++
 	name := fmt.Sprintf("LXBENCH_%s_%d", r.runID, r.seq)
-	st, err = lxjs.New(ctx, e.js, lxjs.Options{
+	o := lxjs.Options{
 		Stream:        name,
 		SubjectPrefix: fmt.Sprintf("lxbench.%s.%d", r.runID, r.seq),
 		Storage:       storage,
 		Registry:      r.reg,
 		Logger:        r.log,
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	st, err = lxjs.New(ctx, e.js, o)
 	if err != nil {
 		return nil, nil, fmt.Errorf("create stream %s on the %s server: %w", name, e.label, err)
 	}

@@ -1,4 +1,245 @@
 package bench
 
-// groupCommitJobs lists the figures of group commit (issue 5).
-func (r *runner) groupCommitJobs() []job { return nil }
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	lxjs "github.com/lexigram/events/jetstream"
+	"github.com/lexigram/events/platform"
+)
+
+// groupCommitJobs lists the figures of group commit (issue 5): the
+// store with group commit on against raw conditional single publishes.
+func (r *runner) groupCommitJobs() []job {
+	durability := []string{envFsync, envNoFsync}
+	if r.opts.NATSURL != "" {
+		durability = []string{envExternal}
+	}
+	var jobs []job
+	for _, v := range durability {
+		for _, pct := range []int{0, 5} {
+			name := "groupcommit.concurrent"
+			if pct > 0 {
+				name = fmt.Sprintf("groupcommit.conflicts%d", pct)
+			}
+			if pct > 0 && v == envNoFsync {
+				continue // the conflict figures matter where group commit is on
+			}
+			jobs = append(jobs, job{
+				names: []string{name + "/" + v, name + ".p50/" + v, name + ".p99/" + v}, env: v,
+				run: func(ctx context.Context, e *env) ([]Figure, error) {
+					return r.groupConcurrent(ctx, e, name, "/"+v, pct)
+				},
+			})
+		}
+	}
+	for _, v := range durability[:1] {
+		jobs = append(jobs, job{
+			names: []string{"groupcommit.latency.p50/" + v, "groupcommit.latency.p99/" + v}, env: v,
+			run: func(ctx context.Context, e *env) ([]Figure, error) { return r.groupLatency(ctx, e, "/"+v) },
+		})
+	}
+	return jobs
+}
+
+func withGroupCommit(o *lxjs.Options) { o.GroupCommit = lxjs.GroupCommit{Enabled: true} }
+
+// loadRound is one side of one round under load: the rate and every
+// call's duration.
+type loadRound struct {
+	rate  float64
+	lat   []time.Duration
+	stats lxjs.GroupCommitStats // ours only
+}
+
+// hammerTimed is hammer that also keeps each call's duration.
+func hammerTimed(ctx context.Context, d time.Duration, ops []op) (loadRound, error) {
+	lats := make([][]time.Duration, len(ops))
+	timedOps := make([]op, len(ops))
+	var mu sync.Mutex
+	for i, f := range ops {
+		timedOps[i] = func(ctx context.Context) error {
+			t := time.Now()
+			err := f(ctx)
+			el := time.Since(t)
+			mu.Lock()
+			lats[i] = append(lats[i], el)
+			mu.Unlock()
+			return err
+		}
+	}
+	rate, err := hammer(ctx, d, timedOps)
+	return loadRound{rate: rate, lat: slices.Concat(lats...)}, err
+}
+
+// groupConcurrent: 64 writers, single events to random aggregates of
+// their own share of 10,000; pct percent of the appends carry a stale
+// revision, as a writer that lost a race would.
+func (r *runner) groupConcurrent(ctx context.Context, e *env, name, suffix string, pct int) ([]Figure, error) {
+	side := func(newOp func(st *lxjs.EventStore, ids []int, seed uint64) (op, error)) func(ctx context.Context, st *lxjs.EventStore) (loadRound, error) {
+		return func(ctx context.Context, st *lxjs.EventStore) (loadRound, error) {
+			ops := make([]op, concurrentWriters)
+			for w := range ops {
+				var err error
+				if ops[w], err = newOp(st, owned(w, concurrentWriters, concurrentAggregates), uint64(w)); err != nil {
+					return loadRound{}, err
+				}
+			}
+			round, err := hammerTimed(ctx, r.plan.phase, ops)
+			round.stats = st.GroupCommitStats()
+			return round, err
+		}
+	}
+	ours := side(func(st *lxjs.EventStore, ids []int, seed uint64) (op, error) {
+		return oursStaleAppend(st, ids, pct, seed), nil
+	})
+	raw := side(func(st *lxjs.EventStore, ids []int, seed uint64) (op, error) {
+		return r.rawStaleAppend(e.js, st, ids, pct, seed)
+	})
+	o, w, err := alternateWith(ctx, r, e, jetstream.FileStorage, withGroupCommit, ours, raw)
+	if err != nil {
+		return nil, err
+	}
+	rates := func(rs []loadRound) []float64 {
+		out := make([]float64, len(rs))
+		for i, x := range rs {
+			out[i] = x.rate
+		}
+		return out
+	}
+	pooled := func(rs []loadRound) []time.Duration {
+		var all []time.Duration
+		for _, x := range rs {
+			all = append(all, x.lat...)
+		}
+		slices.Sort(all)
+		return all
+	}
+	or, wr := rates(o), rates(w)
+	var groups, grouped, failures uint64
+	for _, x := range o {
+		groups, grouped, failures = groups+x.stats.Groups, grouped+x.stats.Appends, failures+x.stats.Failures
+	}
+	sizes := "no groups formed"
+	if groups > 0 {
+		sizes = fmt.Sprintf("%d groups of %.1f appends on average, %d groups settled after a failure", groups, float64(grouped)/float64(groups), failures)
+	}
+	ol, wl := pooled(o), pooled(w)
+	target := ""
+	if suffix == "/"+envFsync && pct == 0 {
+		target = ">= 10"
+	}
+	what := fmt.Sprintf("%d writers, conditional single-event appends to %d aggregates", concurrentWriters, concurrentAggregates)
+	if pct > 0 {
+		what += fmt.Sprintf(", %d%% of them with a stale revision (a conflict, answered by the server; counted as done)", pct)
+	}
+	latNote := fmt.Sprintf("%s; every call's duration, %d ours and %d raw samples pooled from %d alternating rounds; lower is better", what, len(ol), len(wl), r.plan.rounds)
+	return []Figure{
+		{Name: name + suffix, Ours: median(or), Raw: median(wr), Ratio: pairedRatio(or, wr), Unit: "events/s", Target: target,
+			Note: "group commit on against raw single publishes; " + what + "; " + sizes + "; " + roundsNote(r, or, wr, 1)},
+		{Name: name + ".p50" + suffix, Ours: ms(percentile(ol, 50)), Raw: ms(percentile(wl, 50)), Unit: "ms", Note: latNote},
+		{Name: name + ".p99" + suffix, Ours: ms(percentile(ol, 99)), Raw: ms(percentile(wl, 99)), Unit: "ms", Note: latNote},
+	}, nil
+}
+
+// groupLatency: one writer with group commit on, sequential appends.
+func (r *runner) groupLatency(ctx context.Context, e *env, suffix string) ([]Figure, error) {
+	ids := owned(0, 1, latencyAggregates)
+	ours := func(ctx context.Context, st *lxjs.EventStore) ([]time.Duration, error) {
+		return timed(ctx, r.plan.latencyPhase, oursAppend(st, ids, 1, false))
+	}
+	raw := func(ctx context.Context, st *lxjs.EventStore) ([]time.Duration, error) {
+		f, err := r.rawAppend(e.js, st, ids, 1, false)
+		if err != nil {
+			return nil, err
+		}
+		return timed(ctx, r.plan.latencyPhase, f)
+	}
+	o, w, err := alternateWith(ctx, r, e, jetstream.FileStorage, withGroupCommit, ours, raw)
+	if err != nil {
+		return nil, err
+	}
+	oursS, rawS := slices.Sorted(slices.Values(slices.Concat(o...))), slices.Sorted(slices.Values(slices.Concat(w...)))
+	note := fmt.Sprintf("one writer, group commit on: an append alone goes out at once; %d ours and %d raw samples pooled from %d alternating rounds; lower is better",
+		len(oursS), len(rawS), r.plan.rounds)
+	return []Figure{
+		{Name: "groupcommit.latency.p50" + suffix, Ours: ms(percentile(oursS, 50)), Raw: ms(percentile(rawS, 50)), Unit: "ms", Target: "<= 1.15", Note: note},
+		{Name: "groupcommit.latency.p99" + suffix, Ours: ms(percentile(oursS, 99)), Raw: ms(percentile(rawS, 99)), Unit: "ms", Note: note},
+	}, nil
+}
+
+// oursStaleAppend is oursAppend where pct percent of the calls append on
+// the aggregate's previous revision: the store must answer them with a
+// conflict, which counts as done.
+func oursStaleAppend(st *lxjs.EventStore, ids []int, pct int, seed uint64) op {
+	revs := make([]platform.Revision, len(ids))
+	prev := make([]platform.Revision, len(ids))
+	streams := make([]platform.StreamID, len(ids))
+	evs := make([][]platform.Envelope, len(ids))
+	for k, i := range ids {
+		streams[k] = streamID(i)
+		evs[k] = events(streams[k].ID, 1)
+	}
+	rng := rand.New(rand.NewPCG(seed, 5))
+	return func(ctx context.Context) error {
+		k := rng.IntN(len(ids))
+		if revs[k].Version > 0 && rng.IntN(100) < pct {
+			_, err := st.Append(ctx, streams[k], platform.ExactRevision(prev[k]), evs[k])
+			if errors.Is(err, platform.ErrConcurrency) {
+				return nil
+			}
+			return fmt.Errorf("a stale append to %v: want a conflict, got %v", streams[k], err)
+		}
+		res, err := st.Append(ctx, streams[k], platform.ExactRevision(revs[k]), evs[k])
+		if err != nil {
+			return err
+		}
+		prev[k], revs[k] = revs[k], res.Revision()
+		return nil
+	}
+}
+
+// rawStaleAppend is oursStaleAppend done with js.PublishMsg.
+func (r *runner) rawStaleAppend(js jetstream.JetStream, st *lxjs.EventStore, ids []int, pct int, seed uint64) (op, error) {
+	subjects := make([]string, len(ids))
+	for k, i := range ids {
+		var err error
+		if subjects[k], err = st.Subject(streamID(i)); err != nil {
+			return nil, err
+		}
+	}
+	last := make([]uint64, len(ids))
+	prev := make([]uint64, len(ids))
+	rng := rand.New(rand.NewPCG(seed, 5))
+	return func(ctx context.Context) error {
+		k := rng.IntN(len(ids))
+		stale := last[k] > 0 && rng.IntN(100) < pct
+		expect := last[k]
+		if stale {
+			expect = prev[k]
+		}
+		ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: subjects[k], Header: nats.Header{}, Data: r.body},
+			jetstream.WithExpectLastSequencePerSubject(expect))
+		if stale {
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && apiErr.ErrorCode == 10071 {
+				return nil
+			}
+			return fmt.Errorf("a stale publish to %s expecting %s: want error 10071, got %v", subjects[k], strconv.FormatUint(expect, 10), err)
+		}
+		if err != nil {
+			return err
+		}
+		prev[k], last[k] = last[k], ack.Sequence
+		return nil
+	}, nil
+}
