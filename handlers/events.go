@@ -364,11 +364,11 @@ type Subscriber interface {
 func (b *EventBus) Run(ctx context.Context, src Subscriber, after uint64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	queues := map[string]chan platform.Envelope{}
+	queues := map[string]*queue{}
 	var wg sync.WaitGroup
 	defer func() {
 		for _, q := range queues {
-			close(q)
+			close(q.ch)
 		}
 		wg.Wait()
 	}()
@@ -387,13 +387,13 @@ func (b *EventBus) Run(ctx context.Context, src Subscriber, after uint64) error 
 		}
 		q, ok := queues[env.Type]
 		if !ok {
-			q = make(chan platform.Envelope, b.o.QueueSize)
+			q = &queue{ch: make(chan platform.Envelope, b.o.QueueSize), gauge: b.gauge(env.Type)}
 			queues[env.Type] = q
 			wg.Go(func() { b.drain(ctx, q) })
 		}
 		select {
-		case q <- env:
-			b.queued(env.Type, len(q))
+		case q.ch <- env:
+			q.gauge.Inc() // may follow the drain's Dec: the gauge is exact once both ran
 		case <-ctx.Done():
 			return nil
 		}
@@ -401,9 +401,18 @@ func (b *EventBus) Run(ctx context.Context, src Subscriber, after uint64) error 
 	return nil
 }
 
-func (b *EventBus) drain(ctx context.Context, q <-chan platform.Envelope) {
-	for env := range q {
-		b.queued(env.Type, len(q))
+// queue is one event type's bounded channel.
+type queue struct {
+	ch    chan platform.Envelope
+	gauge interface {
+		Inc()
+		Dec()
+	} // events queued, a Prometheus gauge or nothing
+}
+
+func (b *EventBus) drain(ctx context.Context, q *queue) {
+	for env := range q.ch {
+		q.gauge.Dec()
 		if ctx.Err() != nil {
 			continue // shutting down: the rest are not handled
 		}
@@ -418,10 +427,19 @@ func (b *EventBus) drain(ctx context.Context, q <-chan platform.Envelope) {
 	}
 }
 
-func (b *EventBus) queued(typ string, n int) {
-	if b.o.Metrics != nil {
-		b.o.Metrics.queued.WithLabelValues(typ).Set(float64(n))
+type noGauge struct{}
+
+func (noGauge) Inc() {}
+func (noGauge) Dec() {}
+
+func (b *EventBus) gauge(typ string) interface {
+	Inc()
+	Dec()
+} {
+	if b.o.Metrics == nil {
+		return noGauge{}
 	}
+	return b.o.Metrics.queued.WithLabelValues(typ)
 }
 
 // WaitFor waits until Run has dispatched every event up to position pos,

@@ -75,18 +75,20 @@ func TestRemoteRoundTripAndMicroService(t *testing.T) {
 			t.Errorf("endpoint %s: queue group %q (endpoints %v)", s, found[s], found)
 		}
 	}
-	var stats micro.Stats
-	subj, _ = micro.ControlSubject(micro.StatsVerb, "lexigram", "")
-	msg, err = clientNC.Request(subj, nil, 5*time.Second)
-	must(t, err)
-	must(t, json.Unmarshal(msg.Data, &stats))
-	requests := 0
-	for _, e := range stats.Endpoints {
-		requests += e.NumRequests
+	// `nats micro stats`: micro counts a request after its reply is sent, so poll.
+	requests := func() int {
+		subj, _ := micro.ControlSubject(micro.StatsVerb, "lexigram", "")
+		msg, err := clientNC.Request(subj, nil, 5*time.Second)
+		must(t, err)
+		var stats micro.Stats
+		must(t, json.Unmarshal(msg.Data, &stats))
+		n := 0
+		for _, e := range stats.Endpoints {
+			n += e.NumRequests
+		}
+		return n
 	}
-	if requests != 3 {
-		t.Errorf("micro stats count %d requests, want 3", requests)
-	}
+	eventually(t, "micro stats to count 3 requests", func() bool { return requests() == 3 })
 }
 
 func TestRemoteErrorsKeepCodeAndMessage(t *testing.T) {
@@ -181,6 +183,14 @@ func TestRemoteSharedByQueueGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	handledBy := func(r *handlers.Remote) int {
+		n := 0
+		for _, e := range r.Service().Stats().Endpoints {
+			n += e.NumRequests
+		}
+		return n
+	}
+	eventually(t, "micro stats to count every command", func() bool { return handledBy(remotes[0])+handledBy(remotes[1]) == n })
 	total := 0
 	for i, r := range remotes {
 		got := 0
@@ -265,7 +275,14 @@ func TestTraceContextAcrossProcesses(t *testing.T) {
 	root.End()
 	<-handled
 	want := []string{"request", "dispatch command test.place-order", "handle command test.place-order", "dispatch event test.order-placed", "handle event test.order-placed"}
-	eventually(t, "the event handler's span", func() bool { return rec.find(want[len(want)-1]) != nil })
+	eventually(t, "every span to end", func() bool {
+		for _, w := range want {
+			if rec.find(w) == nil {
+				return false
+			}
+		}
+		return true
+	})
 	traceID := root.SpanContext().TraceID()
 	for _, w := range want {
 		if s := rec.find(w); s == nil || s.sc.TraceID() != traceID {

@@ -155,7 +155,7 @@ type Handler struct {
 	stopped  chan struct{} // closed when Stop begins
 	stopOnce sync.Once
 	consumes []jetstream.ConsumeContext
-	queues   []*workQueue // nil: the consume callback handles events itself
+	queues   []*workQueue // one shared by all workers, or one per worker with PerAggregateOrder
 	workers  sync.WaitGroup
 	done     chan struct{} // closed when everything has stopped
 }
@@ -263,23 +263,25 @@ func New(ctx context.Context, js jetstream.JetStream, store Store, name string, 
 	}
 
 	h.ctx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	if opts.Concurrency > 1 {
-		n := 1
-		if opts.PerAggregateOrder {
-			n = opts.Concurrency
-		}
-		h.queues = make([]*workQueue, n)
-		for i := range h.queues {
-			h.queues[i] = newWorkQueue(max(2, 2*opts.Concurrency/n))
-		}
-		for i := range opts.Concurrency {
-			q := h.queues[i%n]
-			h.workers.Go(func() {
-				for d, ok := q.pop(); ok; d, ok = q.pop() {
-					h.handle(d, q)
-				}
-			})
-		}
+	// Even one worker runs apart from nats.go's callback goroutine: the
+	// callback then only parses the delivery while the worker decodes,
+	// handles and acks the one before, which measurably raises throughput.
+	// Ordered workers get short queues: a retry in place holds its queue.
+	n, size := 1, max(64, 2*opts.Concurrency)
+	if opts.PerAggregateOrder && opts.Concurrency > 1 {
+		n, size = opts.Concurrency, 8
+	}
+	h.queues = make([]*workQueue, n)
+	for i := range h.queues {
+		h.queues[i] = newWorkQueue(size)
+	}
+	for i := range opts.Concurrency {
+		q := h.queues[i%n]
+		h.workers.Go(func() {
+			for d, ok := q.pop(); ok; d, ok = q.pop() {
+				h.handle(d, q)
+			}
+		})
 	}
 
 	errs := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -546,14 +548,11 @@ func (h *Handler) onAdvisory(msg jetstream.Msg) {
 // dispatch hands the delivery to its worker: by subject with per-aggregate
 // order, to any worker otherwise.
 func (h *Handler) dispatch(d delivery) {
-	switch len(h.queues) {
-	case 0:
-		h.handle(d, nil)
-	case 1:
+	if len(h.queues) == 1 {
 		h.queues[0].push(d)
-	default:
-		h.queues[fnv1a(d.subject)%uint32(len(h.queues))].push(d)
+		return
 	}
+	h.queues[fnv1a(d.subject)%uint32(len(h.queues))].push(d)
 }
 
 func fnv1a(s string) uint32 {
@@ -569,7 +568,7 @@ func fnv1a(s string) uint32 {
 // a delayed redelivery on failure, the DLQ on the last failure or a
 // permanent one.
 func (h *Handler) handle(d delivery, q *workQueue) {
-	if h.stopping.Load() && len(h.queues) > 0 {
+	if h.stopping.Load() {
 		_ = d.msg.Nak() // pulled but not started: let another process have it now
 		return
 	}
@@ -595,7 +594,7 @@ func (h *Handler) handle(d delivery, q *workQueue) {
 		}
 		delay := h.opts.Backoff[min(d.deliveries, len(h.opts.Backoff))-1]
 		h.log.Debug("durable handler: failed; retrying", "position", d.position, "delivery", d.deliveries, "delay", delay, "err", err)
-		if !h.opts.PerAggregateOrder || q == nil || len(h.queues) < 2 {
+		if len(h.queues) < 2 {
 			_ = d.msg.NakWithDelay(delay)
 			return
 		}
