@@ -96,6 +96,11 @@ type Store struct {
 	DuplicateWindow time.Duration `koanf:"duplicate_window"`
 	// Codec encodes event payloads: "msgpack" (the default) or "json".
 	Codec string `koanf:"codec"`
+	// GroupCommit shares one atomic batch among concurrent appends: "auto"
+	// (the default), "on" or "off". Auto turns it on where it pays: the
+	// embedded server fsyncing every write (fsync_interval 0) with one
+	// file replica.
+	GroupCommit string `koanf:"group_commit"`
 }
 
 // Snapshots configures aggregate snapshots and projection checkpoints,
@@ -149,6 +154,7 @@ func Default() Config {
 			Storage:         "file",
 			DuplicateWindow: 2 * time.Minute,
 			Codec:           "msgpack",
+			GroupCommit:     "auto",
 		},
 		Snapshots: Snapshots{
 			Bucket:           "lexigram_snapshots",
@@ -169,4 +175,16 @@ func (s Snapshots) Policy() platform.SnapshotPolicy {
 		p.EveryEvents = -1
 	}
 	return p
+}
+
+// GroupCommit reports whether the store should group concurrent appends,
+// resolving store.group_commit "auto".
+func (c Config) GroupCommit() bool {
+	switch c.Store.GroupCommit {
+	case "on":
+		return true
+	case "auto":
+		return c.NATS.Embedded() && c.NATS.EmbeddedServer.FsyncInterval == 0 && c.Store.Replicas <= 1 && c.Store.Storage != "memory"
+	}
+	return false
 }

@@ -159,7 +159,7 @@ http:
 	want.NATS.EmbeddedServer.DontListen = true
 	want.Store = Store{
 		Stream: "ORDERS", SubjectPrefix: "events", Replicas: 3, Storage: "memory",
-		MaxAge: 720 * time.Hour, MaxBytes: 1 << 30, DuplicateWindow: 30 * time.Second, Codec: "json",
+		MaxAge: 720 * time.Hour, MaxBytes: 1 << 30, DuplicateWindow: 30 * time.Second, Codec: "json", GroupCommit: "auto",
 	}
 	want.Snapshots.EveryEvents = 0
 	want.Snapshots.Interval = 90 * time.Second
@@ -420,5 +420,44 @@ func TestSnapshotsPolicy(t *testing.T) {
 	}
 	if p := (Snapshots{EveryEvents: 0, Interval: time.Minute}).Policy(); p.EveryEvents != -1 || p.Interval != time.Minute {
 		t.Errorf("every_events 0 must turn count-based snapshots off, got %+v", p)
+	}
+}
+
+func TestGroupCommit(t *testing.T) {
+	external := Default()
+	external.NATS.URLs = []string{"nats://n1:4222"}
+	lazy := Default()
+	lazy.NATS.EmbeddedServer.FsyncInterval = time.Minute
+	replicated := Default()
+	replicated.Store.Replicas = 3
+	memory := Default()
+	memory.Store.Storage = "memory"
+	forced := external
+	forced.Store.GroupCommit = "on"
+	off := Default()
+	off.Store.GroupCommit = "off"
+	tests := []struct {
+		name string
+		cfg  Config
+		want bool
+	}{
+		{"auto: embedded, fsync every write", Default(), true},
+		{"auto: external server", external, false},
+		{"auto: lazy fsync", lazy, false},
+		{"auto: replicated", replicated, false},
+		{"auto: memory storage", memory, false},
+		{"on", forced, true},
+		{"off", off, false},
+	}
+	for _, tt := range tests {
+		if got := tt.cfg.GroupCommit(); got != tt.want {
+			t.Errorf("%s: GroupCommit() = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	bad := Default()
+	bad.Store.GroupCommit = "yes"
+	var fe *FieldError
+	if err := bad.Validate(); !errors.As(err, &fe) || fe.Field != "store.group_commit" {
+		t.Fatalf("Validate with group_commit \"yes\" = %v, want a FieldError on store.group_commit", err)
 	}
 }

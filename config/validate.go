@@ -168,6 +168,9 @@ func (s Store) validate(p *problems) {
 	if s.Codec != "msgpack" && s.Codec != "json" {
 		p.add("store.codec", strconv.Quote(s.Codec), `is not a codec: use "msgpack" or "json"`)
 	}
+	if s.GroupCommit != "auto" && s.GroupCommit != "on" && s.GroupCommit != "off" {
+		p.add("store.group_commit", strconv.Quote(s.GroupCommit), `is not a choice: use "auto", "on" or "off"`)
+	}
 }
 
 func (s Snapshots) validate(p *problems) {

@@ -152,6 +152,7 @@ func openNode(ctx context.Context, cfg config.Config, log *slog.Logger) (n *node
 		Stream: cfg.Store.Stream, SubjectPrefix: cfg.Store.SubjectPrefix, Replicas: cfg.Store.Replicas,
 		Storage: storage, MaxAge: cfg.Store.MaxAge, MaxBytes: max(cfg.Store.MaxBytes, 0),
 		DuplicateWindow: cfg.Store.DuplicateWindow, Codec: codec, Logger: log,
+		GroupCommit: lxjs.GroupCommit{Enabled: cfg.GroupCommit()},
 	})
 	if err != nil {
 		return nil, err
