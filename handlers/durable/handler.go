@@ -83,10 +83,11 @@ type Options struct {
 	// delivery is still pending.
 	AckWait time.Duration
 	// Concurrency is how many events this process handles at once.
-	// Default 1, which handles events one by one in stream order.
+	// Default 1: one by one in stream order, except that a failed event
+	// is retried after the ones behind it (unless PerAggregateOrder).
 	Concurrency int
-	// PerAggregateOrder keeps each aggregate's events in order when
-	// Concurrency > 1: events are spread over the workers by subject, so
+	// PerAggregateOrder keeps each aggregate's events in order, failures
+	// included: events are spread over the workers by subject, so
 	// one aggregate's events always go to the same worker, and a failing
 	// event is retried in place, holding back its aggregate's later events
 	// (and, once that worker's short queue is full, the whole process:
@@ -268,7 +269,7 @@ func New(ctx context.Context, js jetstream.JetStream, store Store, name string, 
 	// handles and acks the one before, which measurably raises throughput.
 	// Ordered workers get short queues: a retry in place holds its queue.
 	n, size := 1, max(64, 2*opts.Concurrency)
-	if opts.PerAggregateOrder && opts.Concurrency > 1 {
+	if opts.PerAggregateOrder {
 		n, size = opts.Concurrency, 8
 	}
 	h.queues = make([]*workQueue, n)
@@ -594,7 +595,7 @@ func (h *Handler) handle(d delivery, q *workQueue) {
 		}
 		delay := h.opts.Backoff[min(d.deliveries, len(h.opts.Backoff))-1]
 		h.log.Debug("durable handler: failed; retrying", "position", d.position, "delivery", d.deliveries, "delay", delay, "err", err)
-		if len(h.queues) < 2 {
+		if !h.opts.PerAggregateOrder {
 			_ = d.msg.NakWithDelay(delay)
 			return
 		}
