@@ -25,23 +25,20 @@ func (r *runner) groupCommitJobs() []job {
 		durability = []string{envExternal}
 	}
 	var jobs []job
-	for _, v := range durability {
-		for _, pct := range []int{0, 5} {
-			name := "groupcommit.concurrent"
-			if pct > 0 {
-				name = fmt.Sprintf("groupcommit.conflicts%d", pct)
-			}
-			if pct > 0 && v == envNoFsync {
-				continue // the conflict figures matter where group commit is on
-			}
-			jobs = append(jobs, job{
-				names: []string{name + "/" + v, name + ".p50/" + v, name + ".p99/" + v}, env: v,
-				run: func(ctx context.Context, e *env) ([]Figure, error) {
-					return r.groupConcurrent(ctx, e, name, "/"+v, pct)
-				},
-			})
-		}
+	add := func(name, v string, writers, pct int) {
+		jobs = append(jobs, job{
+			names: []string{name + "/" + v, name + ".p50/" + v, name + ".p99/" + v}, env: v,
+			run: func(ctx context.Context, e *env) ([]Figure, error) {
+				return r.groupConcurrent(ctx, e, name, "/"+v, writers, pct)
+			},
+		})
 	}
+	for _, v := range durability {
+		add("groupcommit.concurrent", v, concurrentWriters, 0)
+	}
+	// The conflict and scaling figures matter where group commit is on.
+	add("groupcommit.conflicts5", durability[0], concurrentWriters, 5)
+	add("groupcommit.concurrent512", durability[0], 512, 0)
 	for _, v := range durability[:1] {
 		jobs = append(jobs, job{
 			names: []string{"groupcommit.latency.p50/" + v, "groupcommit.latency.p99/" + v}, env: v,
@@ -81,16 +78,16 @@ func hammerTimed(ctx context.Context, d time.Duration, ops []op) (loadRound, err
 	return loadRound{rate: rate, lat: slices.Concat(lats...)}, err
 }
 
-// groupConcurrent: 64 writers, single events to random aggregates of
+// groupConcurrent: writers writers, single events to random aggregates of
 // their own share of 10,000; pct percent of the appends carry a stale
 // revision, as a writer that lost a race would.
-func (r *runner) groupConcurrent(ctx context.Context, e *env, name, suffix string, pct int) ([]Figure, error) {
+func (r *runner) groupConcurrent(ctx context.Context, e *env, name, suffix string, writers, pct int) ([]Figure, error) {
 	side := func(newOp func(st *lxjs.EventStore, ids []int, seed uint64) (op, error)) func(ctx context.Context, st *lxjs.EventStore) (loadRound, error) {
 		return func(ctx context.Context, st *lxjs.EventStore) (loadRound, error) {
-			ops := make([]op, concurrentWriters)
+			ops := make([]op, writers)
 			for w := range ops {
 				var err error
-				if ops[w], err = newOp(st, owned(w, concurrentWriters, concurrentAggregates), uint64(w)); err != nil {
+				if ops[w], err = newOp(st, owned(w, writers, concurrentAggregates), uint64(w)); err != nil {
 					return loadRound{}, err
 				}
 			}
@@ -135,10 +132,10 @@ func (r *runner) groupConcurrent(ctx context.Context, e *env, name, suffix strin
 	}
 	ol, wl := pooled(o), pooled(w)
 	target := ""
-	if suffix == "/"+envFsync && pct == 0 {
+	if suffix == "/"+envFsync && pct == 0 && writers == concurrentWriters {
 		target = ">= 10"
 	}
-	what := fmt.Sprintf("%d writers, conditional single-event appends to %d aggregates", concurrentWriters, concurrentAggregates)
+	what := fmt.Sprintf("%d writers, conditional single-event appends to %d aggregates", writers, concurrentAggregates)
 	if pct > 0 {
 		what += fmt.Sprintf(", %d%% of them with a stale revision (a conflict, answered by the server; counted as done)", pct)
 	}

@@ -50,7 +50,7 @@ type committer struct {
 	maxEvents   int
 	maxInFlight int
 
-	groups, grouped, failed atomic.Uint64
+	groups, grouped, failed, oneByOne atomic.Uint64
 
 	mu       sync.Mutex
 	queue    []*pending
@@ -76,7 +76,8 @@ type outcome struct {
 type GroupCommitStats struct {
 	Groups   uint64 // atomic batches of several appends stored
 	Appends  uint64 // appends stored in those batches
-	Failures uint64 // group batches the server did not store (conflicts, timeouts); their appends were settled one by one
+	Failures uint64 // group batches the server did not store (conflicts, timeouts); their appends were settled
+	OneByOne uint64 // failed groups whose appends were sent one by one, the error explaining nothing
 	Queued   int    // appends waiting for a group now
 }
 
@@ -89,7 +90,7 @@ func (s *EventStore) GroupCommitStats() GroupCommitStats {
 	c.mu.Lock()
 	queued := len(c.queue)
 	c.mu.Unlock()
-	return GroupCommitStats{Groups: c.groups.Load(), Appends: c.grouped.Load(), Failures: c.failed.Load(), Queued: queued}
+	return GroupCommitStats{Groups: c.groups.Load(), Appends: c.grouped.Load(), Failures: c.failed.Load(), OneByOne: c.oneByOne.Load(), Queued: queued}
 }
 
 func newCommitter(s *EventStore, gc GroupCommit) *committer {
@@ -226,6 +227,7 @@ func (c *committer) commit(group []*pending) {
 			// Nothing in the group is at fault that we can tell (a batch
 			// over a lower server limit, say): each append on its own
 			// gets its own answer.
+			c.oneByOne.Add(1)
 			c.s.opts.Logger.Warn("group commit failed; committing its appends one by one", "appends", len(open), "error", err)
 			c.alone(ctx, open)
 			return
