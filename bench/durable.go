@@ -28,7 +28,7 @@ func (r *runner) durableJobs() []job {
 // events: each round creates a fresh consumer on each side from the first
 // event and stops when the last one is acknowledged.
 func (r *runner) durableThroughput(ctx context.Context, e *env) ([]Figure, error) {
-	total, rounds := 200_000, 5
+	total, rounds := 200_000, 8
 	if r.opts.Quick {
 		total, rounds = 50_000, 2
 	}
