@@ -112,14 +112,15 @@ func newMessage(ctx context.Context, typ string, body any) Message {
 
 // Span start options, made once: each call's would allocate.
 var (
-	producer = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
+	client   = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+	server   = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 	consumer = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
 )
 
 // startSpan starts the dispatch span, the parent of the handler's span
 // here or in another process.
 func (c *core[R]) startSpan(ctx context.Context, m Message) (context.Context, trace.Span) {
-	ctx, span := c.tracer.Start(ctx, c.spanNames.get(m.Type), producer...)
+	ctx, span := c.tracer.Start(ctx, c.spanNames.get(m.Type), client...)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("lexigram.kind", string(c.kind)), attribute.String("lexigram.type", m.Type),
 			attribute.String("lexigram.id", m.ID), attribute.String("lexigram.correlation_id", m.CorrelationID))

@@ -54,7 +54,9 @@ func HandleCommand[C any](r CommandRegistrar, fn func(ctx context.Context, cmd C
 	return b.c.register(sc, name, h, decoder[C], b.c.served(name))
 }
 
-// Dispatch runs cmd's handler and returns what it changed. cmd is a value
+// Dispatch runs cmd's handler and returns what it changed: in this
+// process when the handler is registered here, else, with a Remote, in
+// the process that serves its type. cmd is a value
 // of a registered command type; it gets a new ID (or its MessageID()), which
 // becomes the causation ID of the events it produces, and the correlation
 // ID of ctx, or else its own ID. A command nobody handles is

@@ -28,7 +28,9 @@ type Message struct {
 // CommandResult says what a command changed. With the Transaction
 // middleware it is built from the saves of the aggregates the handler
 // changed; several aggregates give several Changes, and the top-level
-// fields are those of the last one.
+// fields are those of the last one. The events have every envelope field
+// but Time, which the store keeps to itself; a caller in another process
+// gets a nil Event for an event type its registry lacks.
 type CommandResult struct {
 	Aggregate platform.StreamID // the (last) aggregate saved; zero if the command changed nothing
 	Version   uint64            // its version after the save

@@ -281,10 +281,14 @@ func Tracing(tp trace.TracerProvider) Middleware {
 
 func tracing[M, R any](tr trace.Tracer, kind Kind, inf info[M]) step[M, R] {
 	names := newNames("handle " + string(kind) + " ")
+	opts := server // a command or query is a request
+	if kind == KindEvent {
+		opts = consumer
+	}
 	return func(next call[M, R]) call[M, R] {
 		return func(ctx context.Context, m M) (R, error) {
 			typ, id := inf(ctx, m)
-			ctx, span := tr.Start(ctx, names.get(typ), consumer...)
+			ctx, span := tr.Start(ctx, names.get(typ), opts...)
 			if span.IsRecording() {
 				span.SetAttributes(attribute.String("lexigram.kind", string(kind)), attribute.String("lexigram.type", typ),
 					attribute.String("lexigram.id", id), attribute.String("lexigram.correlation_id", platform.CorrelationID(ctx)))

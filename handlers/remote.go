@@ -31,11 +31,12 @@ type RemoteOptions struct {
 	QueueGroup string
 	// Timeout bounds a request whose context has no deadline. 0: 30s.
 	Timeout time.Duration
-	// Workers is how many requests of one type a process handles at once.
-	// Each worker is one queue subscription of the type's endpoint (the
-	// micro framework runs an endpoint's requests one at a time, which
-	// keeps its statistics exact), so `nats micro info` lists the endpoint
-	// once per worker. 0: 1.
+	// Workers is how many requests of one type a process can handle at
+	// once. Each worker is one more member of the type's queue group (the
+	// micro framework runs an endpoint's requests one at a time, which keeps
+	// its statistics exact), so `nats micro info` lists the endpoint once
+	// per worker, and the server spreads requests over the workers at
+	// random, as it does over processes. 0: 1.
 	Workers int
 	Logger  *slog.Logger // nil: slog.Default()
 }
@@ -256,14 +257,14 @@ func execCode(k Kind) platform.Code {
 // carrying its deadline, trace context, correlation and causation.
 func (r *Remote) incoming(req micro.Request, typ string) (context.Context, context.CancelFunc, platform.Codec, Message, error) {
 	h := nats.Header(req.Headers())
-	ctx, cancel := r.base, context.CancelFunc(func() {})
+	d := r.opts.Timeout // a sender that is not a lexigram bus may send no deadline
 	if v := h.Get(HeaderTimeout); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return ctx, cancel, nil, Message{}, platform.Errorf(platform.CodeInvalidArgument, "header %s %q is not a duration: send a Go duration such as \"1.5s\"", HeaderTimeout, v)
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return r.base, func() {}, nil, Message{}, platform.Errorf(platform.CodeInvalidArgument, "header %s %q is not a duration: send a Go duration such as \"1.5s\"", HeaderTimeout, v)
 		}
-		ctx, cancel = context.WithTimeout(ctx, d)
 	}
+	ctx, cancel := context.WithTimeout(r.base, d)
 	ctx = r.propag.Extract(ctx, headerCarrier(h))
 	codec, err := platform.CodecByName(h.Get(HeaderCodec))
 	if err != nil {

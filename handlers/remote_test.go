@@ -303,3 +303,53 @@ func TestTraceContextAcrossProcesses(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoteWorkersAndJSONCodec(t *testing.T) {
+	ctx := ctxT(t)
+	srv := embeddedtest.Server(t)
+	r, err := handlers.NewRemote(embeddedtest.Conn(t, srv), handlers.RemoteOptions{Prefix: "t", Workers: 2, Logger: quiet()})
+	must(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	server := newApp(t, handlers.Options{Remote: r})
+	if n := len(r.Service().Info().Endpoints); n != 2*5 {
+		t.Errorf("%d endpoints for 5 types and 2 workers, want 10", n)
+	}
+	// Commands of one type run at once in one process. The workers are
+	// members of the queue group like other processes' are, and the server
+	// picks one at random: of 16 commands, two land on different workers
+	// but with a chance of 2^-15.
+	const n = 16
+	started := make(chan struct{}, n)
+	release := make(chan struct{})
+	type Hold struct{ N int }
+	hreg := platform.NewRegistry()
+	platform.MustRegister[Hold](hreg, "test.hold", 1)
+	hold := handlers.NewCommandBus(handlers.Options{Registry: hreg, Logger: quiet(), Remote: r})
+	must(t, handlers.HandleCommand(hold, func(context.Context, Hold) error { started <- struct{}{}; <-release; return nil }))
+	sender := handlers.NewCommandBus(handlers.Options{Registry: hreg, Logger: quiet(), Remote: newRemote(t, embeddedtest.Conn(t, srv)), Codec: platform.JSON})
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { _, err := sender.Dispatch(ctx, Hold{N: i}); errs <- err }()
+	}
+	for range 2 {
+		select {
+		case <-started:
+		case <-ctx.Done():
+			t.Fatal("a second command did not start while the first ran: one worker only")
+		}
+	}
+	close(release)
+	for range n {
+		must(t, <-errs)
+	}
+	// The JSON codec travels in a header; the server answers in kind.
+	jc := handlers.NewCommandBus(handlers.Options{Registry: reg, Logger: quiet(), Remote: newRemote(t, embeddedtest.Conn(t, srv)), Codec: platform.JSON})
+	res, err := jc.Dispatch(ctx, PlaceOrder{OrderID: "o-j", Customer: "jo"})
+	must(t, err)
+	if len(res.Events) != 1 || res.Events[0].Event != (OrderPlaced{Customer: "jo"}) {
+		t.Errorf("JSON round trip: %+v", res)
+	}
+	if got := events(t, server.store); len(got) != 1 || got[0].Event != (OrderPlaced{Customer: "jo"}) {
+		t.Errorf("stored %+v", got)
+	}
+}
