@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -144,6 +147,7 @@ const (
 	envFsync    = "fsync"
 	envNoFsync  = "nofsync"
 	envExternal = "as-configured"
+	envR3       = "r3" // three servers in this process, fsync before ack, streams with three replicas
 )
 
 // jobs lists every figure in the order they run.
@@ -239,12 +243,14 @@ func (r *runner) progress(format string, args ...any) {
 
 // env is one server and a connection to it.
 type env struct {
-	label string
-	srv   *embedded.Server // nil for an external server or a child process
-	child *exec.Cmd        // the server's process, with ServerCommand
-	dir   string
-	nc    *nats.Conn
-	js    jetstream.JetStream
+	label    string
+	srv      *embedded.Server   // nil for an external server or a child process
+	peers    []*embedded.Server // the other nodes of a cluster
+	replicas int                // of the streams made here; 0 means 1
+	child    *exec.Cmd          // the server's process, with ServerCommand
+	dir      string
+	nc       *nats.Conn
+	js       jetstream.JetStream
 }
 
 // env returns the server of a kind, starting it on first use.
@@ -258,6 +264,11 @@ func (r *runner) env(ctx context.Context, kind string) (*env, error) {
 	case envExternal:
 		if e.nc, err = nats.Connect(r.opts.NATSURL, nats.Name("lexigram bench")); err != nil {
 			return nil, fmt.Errorf("bench: connect to %s: %w", r.opts.NATSURL, err)
+		}
+	case envR3:
+		if err := r.startCluster(ctx, e); err != nil {
+			e.close()
+			return nil, fmt.Errorf("bench: start the three-node cluster: %w", err)
 		}
 	default:
 		if e.dir, err = os.MkdirTemp("", "lexigram-bench-"+kind+"-"); err != nil {
@@ -352,10 +363,12 @@ func (e *env) close() {
 			_ = e.child.Process.Kill()
 		}
 	}
-	if e.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = e.srv.Shutdown(ctx)
+	for _, s := range append([]*embedded.Server{e.srv}, e.peers...) {
+		if s != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_ = s.Shutdown(ctx)
+			cancel()
+		}
 	}
 	if e.dir != "" {
 		_ = os.RemoveAll(e.dir)
@@ -376,6 +389,7 @@ func (r *runner) newStore(ctx context.Context, e *env, storage jetstream.Storage
 	o := lxjs.Options{
 		Stream:        name,
 		SubjectPrefix: fmt.Sprintf("lxbench.%s.%d", r.runID, r.seq),
+		Replicas:      max(e.replicas, 1),
 		Storage:       storage,
 		Registry:      r.reg,
 		Logger:        r.log,
@@ -398,4 +412,81 @@ func (r *runner) deleteStream(e *env, name string) {
 	if err := e.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		r.progress("could not delete stream %s on the %s server: %v (delete it with `nats stream rm %s`)", name, e.label, err, name)
 	}
+}
+
+// startCluster starts three servers in this process, clustered over
+// loopback, and connects to the first. A replicated stream's leader
+// acknowledges after a quorum has the write, and relaxes fsync before ack
+// to fsync on flush, as the Raft log is synced.
+func (r *runner) startCluster(ctx context.Context, e *env) error {
+	var err error
+	if e.dir, err = os.MkdirTemp("", "lexigram-bench-r3-"); err != nil {
+		return err
+	}
+	routePorts, err := freePorts(3)
+	if err != nil {
+		return err
+	}
+	var routes []string
+	for _, p := range routePorts {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	var servers []*embedded.Server
+	for i, rp := range routePorts {
+		dir := filepath.Join(e.dir, fmt.Sprint("n", i))
+		s, err := embedded.Start(ctx, embedded.Options{
+			Port: embedded.RandomPort, DataDir: dir, ServerName: fmt.Sprint("n", i), Logger: r.log,
+			ServerOptions: func(o *server.Options) {
+				o.Cluster = server.ClusterOpts{Name: "lexigram-bench", Host: "127.0.0.1", Port: rp}
+				o.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+			},
+		})
+		if err != nil {
+			for _, s := range servers {
+				_ = s.Shutdown(ctx)
+			}
+			return err
+		}
+		servers = append(servers, s)
+	}
+	e.srv, e.peers, e.replicas = servers[0], servers[1:], 3
+	deadline := time.Now().Add(60 * time.Second)
+	for !clusterReady(servers) {
+		if time.Now().After(deadline) {
+			return errors.New("the cluster elected no JetStream meta leader within 60s")
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if e.nc, err = nats.Connect(servers[0].ClientURL(), nats.Name("lexigram bench")); err != nil {
+		return err
+	}
+	r.progress("started a three-node cluster (fsync before ack; replicated streams sync on flush) in %s", e.dir)
+	return nil
+}
+
+func clusterReady(servers []*embedded.Server) bool {
+	for _, s := range servers {
+		if s.NATS().JetStreamIsLeader() {
+			return len(s.NATS().JetStreamClusterPeers()) == len(servers)
+		}
+	}
+	return false
+}
+
+// freePorts finds n distinct free ports, holding each until all are found.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports, nil
 }

@@ -39,6 +39,9 @@ func (r *runner) groupCommitJobs() []job {
 	// The conflict and scaling figures matter where group commit is on.
 	add("groupcommit.conflicts5", durability[0], concurrentWriters, 5)
 	add("groupcommit.concurrent512", durability[0], 512, 0)
+	if r.opts.NATSURL == "" {
+		add("groupcommit.concurrent", envR3, concurrentWriters, 0)
+	}
 	for _, v := range durability[:1] {
 		jobs = append(jobs, job{
 			names: []string{"groupcommit.latency.p50/" + v, "groupcommit.latency.p99/" + v}, env: v,
