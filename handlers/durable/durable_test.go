@@ -590,8 +590,11 @@ func TestMetrics(t *testing.T) {
 		}
 		return -1
 	}
+	// o4 blocks with o5 behind it, and everything before is settled.
 	eventually(t, "the blocked event", func() bool {
-		return value("lexigram_durable_consumer_ack_pending", "handler", "measured") == 1 &&
+		return value("lexigram_durable_events_total", "handler", "measured", "outcome", "ok") == 1 &&
+			value("lexigram_durable_consumer_ack_pending", "handler", "measured") == 1 &&
+			value("lexigram_durable_consumer_pending", "handler", "measured") == 1 &&
 			value("lexigram_durable_dlq_entries", "handler", "measured") == 1
 	})
 	checks := []struct {
@@ -606,6 +609,16 @@ func TestMetrics(t *testing.T) {
 		{"lexigram_durable_dead_lettered_total", []string{"handler", "measured", "reason", "max_deliveries"}, 1},
 		{"lexigram_durable_dlq_entries", []string{"handler", "measured"}, 1},
 		{"lexigram_durable_consumer_ack_pending", []string{"handler", "measured"}, 1},
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		// ok, skipped is not a call, o1 twice: three calls have ended.
+		if mf.GetName() == "lexigram_durable_handler_seconds" && mf.GetMetric()[0].GetHistogram().GetSampleCount() != 3 {
+			t.Errorf("handler_seconds counted %d calls, want 3", mf.GetMetric()[0].GetHistogram().GetSampleCount())
+		}
 	}
 	for _, c := range checks {
 		if got := value(c.name, c.labels...); got != c.want {

@@ -578,7 +578,14 @@ func (h *Handler) handle(d delivery, q *workQueue) {
 		return
 	}
 	for {
+		var began time.Time
+		if h.m != nil {
+			began = time.Now()
+		}
 		err := h.run(d)
+		if h.m != nil {
+			h.m.seconds.Observe(time.Since(began).Seconds())
+		}
 		switch {
 		case err == nil:
 			h.succeeded(d, outcomeOK)

@@ -26,6 +26,7 @@ var outcomeNames = [...]string{"ok", "skipped", "retried", "dead_lettered"}
 //     ok, skipped (a type the handler does not handle), retried (failed,
 //     redelivered later), dead_lettered.
 //   - lexigram_durable_dead_lettered_total{handler,reason}: max_deliveries or terminated.
+//   - lexigram_durable_handler_seconds{handler}: how long handler calls take (decoding included).
 //   - lexigram_durable_dlq_entries{handler}: entries in the DLQ now.
 //   - lexigram_durable_consumer_pending{handler}: events not yet delivered (the lag).
 //   - lexigram_durable_consumer_ack_pending{handler}: delivered, not yet acknowledged.
@@ -36,6 +37,7 @@ type Metrics struct {
 	Timeout time.Duration
 
 	events, dead                *prometheus.CounterVec
+	seconds                     *prometheus.HistogramVec
 	dlqSize, pending, ackPendng *prometheus.Desc
 
 	mu       sync.Mutex
@@ -51,6 +53,10 @@ func NewMetrics() *Metrics {
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lexigram_durable_dead_lettered_total", Help: "Events durable handlers sent to the DLQ, by reason: max_deliveries or terminated.",
 		}, []string{"handler", "reason"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "lexigram_durable_handler_seconds", Help: "Time durable handler calls take, decoding the event included.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10), // 100µs to 26s
+		}, []string{"handler"}),
 		dlqSize:   prometheus.NewDesc("lexigram_durable_dlq_entries", "Entries in the DLQ.", []string{"handler"}, nil),
 		pending:   prometheus.NewDesc("lexigram_durable_consumer_pending", "Events the handler's consumer has not delivered yet: its lag.", []string{"handler"}, nil),
 		ackPendng: prometheus.NewDesc("lexigram_durable_consumer_ack_pending", "Events delivered to the handler and not yet acknowledged.", []string{"handler"}, nil),
@@ -62,6 +68,7 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.events.Describe(ch)
 	m.dead.Describe(ch)
+	m.seconds.Describe(ch)
 	ch <- m.dlqSize
 	ch <- m.pending
 	ch <- m.ackPendng
@@ -72,6 +79,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.events.Collect(ch)
 	m.dead.Collect(ch)
+	m.seconds.Collect(ch)
 	m.mu.Lock()
 	hs := make([]*Handler, 0, len(m.handlers))
 	for _, h := range m.handlers {
@@ -101,11 +109,12 @@ type handlerMetrics struct {
 	m        *Metrics
 	h        *Handler
 	outcomes [len(outcomeNames)]prometheus.Counter
+	seconds  prometheus.Observer
 	dead     map[Reason]prometheus.Counter
 }
 
 func (m *Metrics) add(h *Handler) *handlerMetrics {
-	hm := &handlerMetrics{m: m, h: h, dead: map[Reason]prometheus.Counter{}}
+	hm := &handlerMetrics{m: m, h: h, dead: map[Reason]prometheus.Counter{}, seconds: m.seconds.WithLabelValues(h.name)}
 	for i, o := range outcomeNames {
 		hm.outcomes[i] = m.events.WithLabelValues(h.name, o)
 	}
