@@ -128,7 +128,8 @@
 // # Metrics
 //
 // Metrics is a client_golang collector: deliveries by outcome (ok,
-// skipped, retried, dead_lettered), dead letters by reason, and, read from
+// skipped, retried, dead_lettered), dead letters by reason, handler call
+// time, and, read from
 // the server when scraped, the DLQ size and the consumer's lag
 // (num_pending) and ack pending.
 package durable
