@@ -129,7 +129,6 @@
 //
 // Metrics is a client_golang collector: deliveries by outcome (ok,
 // skipped, retried, dead_lettered), dead letters by reason, handler call
-// time, and, read from
-// the server when scraped, the DLQ size and the consumer's lag
-// (num_pending) and ack pending.
+// time, and, read from the server when scraped, the DLQ size and the
+// consumer's lag (num_pending) and ack pending.
 package durable
