@@ -11,8 +11,11 @@
 // Nats-Expected-Last-Subject-Sequence, the sequence of the aggregate's last
 // event when the caller decided. A single event is one publish; several
 // events are one JetStream atomic batch (server 2.12+), all or nothing.
+// With group commit (Options.GroupCommit, groupcommit.go) concurrent
+// appends to different aggregates share one atomic batch, each keeping its
+// own expected sequence and its own answer.
 //
 // Reading one aggregate creates no consumer: it pages through batched
 // direct gets (server 2.11+; an ordered consumer on older servers).
-// ReadAll uses an ordered consumer.
+// ReadAll and Subscribe (the live tail) use an ordered consumer.
 package jetstream
