@@ -56,7 +56,17 @@ type committer struct {
 	queue    []*pending
 	inFlight int            // commits under way, single or grouped
 	busy     map[string]int // subjects in commits under way
+	// After a group, its callers come back with their next appends a
+	// moment apart; lingering until most are queued (or for a fraction of
+	// the group's commit time) keeps the first of them from going out on
+	// its own and splitting the next group in two.
+	linger    *time.Timer // non-nil while lingering
+	lingerGen uint64
+	expect    int // appends that end the linger
 }
+
+// maxLinger bounds the wait for a group's callers to come back.
+const maxLinger = 2 * time.Millisecond
 
 // pending is an append waiting in, or committed by, a group.
 type pending struct {
@@ -112,7 +122,7 @@ func (c *committer) append(ctx context.Context, a *appendOp) (platform.AppendRes
 		return res, err
 	}
 	c.mu.Lock()
-	if c.inFlight < c.maxInFlight && len(c.queue) == 0 && c.busy[a.subject] == 0 {
+	if c.inFlight < c.maxInFlight && len(c.queue) == 0 && c.busy[a.subject] == 0 && c.linger == nil {
 		c.take(a.subject)
 		c.mu.Unlock()
 		res, err := a.send(ctx, base)
@@ -124,6 +134,9 @@ func (c *committer) append(ctx context.Context, a *appendOp) (platform.AppendRes
 	}
 	p := &pending{a: a, base: base, done: make(chan outcome, 1)}
 	c.queue = append(c.queue, p)
+	if c.linger != nil && len(c.queue) >= c.expect {
+		c.endLinger()
+	}
 	c.dispatch()
 	c.mu.Unlock()
 
@@ -148,6 +161,29 @@ func (c *committer) append(ctx context.Context, a *appendOp) (platform.AppendRes
 		"append to %s: %w during a group commit (the events may or may not be stored: read the aggregate to find out)", a.stream, ctx.Err())
 }
 
+// startLinger holds dispatch until n appends are queued or wait passes.
+// Called with c.mu held.
+func (c *committer) startLinger(n int, wait time.Duration) {
+	c.expect = n
+	c.lingerGen++
+	gen := c.lingerGen
+	c.linger = time.AfterFunc(wait, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.linger != nil && c.lingerGen == gen {
+			c.endLinger()
+			c.dispatch()
+		}
+	})
+}
+
+// endLinger stops lingering. Called with c.mu held.
+func (c *committer) endLinger() {
+	c.linger.Stop()
+	c.linger = nil
+	c.lingerGen++
+}
+
 func (c *committer) take(subject string) {
 	c.inFlight++
 	c.busy[subject]++
@@ -164,6 +200,9 @@ func (c *committer) release(subject string) {
 // append whose aggregate is being committed waits for the outcome: its
 // base would be stale the moment that commit lands. Called with c.mu held.
 func (c *committer) dispatch() {
+	if c.linger != nil {
+		return
+	}
 	for c.inFlight < c.maxInFlight && len(c.queue) > 0 {
 		var group []*pending
 		events := 0
@@ -191,16 +230,21 @@ func (c *committer) dispatch() {
 
 // commit stores a group and answers each of its appends.
 func (c *committer) commit(group []*pending) {
+	began := time.Now()
 	defer func() {
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		c.inFlight--
 		for _, p := range group {
 			if c.busy[p.a.subject]--; c.busy[p.a.subject] <= 0 {
 				delete(c.busy, p.a.subject)
 			}
 		}
+		if n := len(group); n > 1 && c.inFlight == 0 && c.linger == nil && len(c.queue) < n {
+			c.startLinger(n, min(time.Since(began)/8, maxLinger))
+			return
+		}
 		c.dispatch()
-		c.mu.Unlock()
 	}()
 	// No deadline: each request then gets the JetStream context's default
 	// timeout, and maxAttempts bounds the whole.
