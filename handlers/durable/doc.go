@@ -25,8 +25,11 @@
 //
 // A panicking handler is a failure (platform.ErrHandlerPanic) like any
 // other, never a crashed process. The handler's context carries the
-// event's correlation ID, and the event's ID as causation ID, so commands
-// it sends continue the chain.
+// event's correlation ID, the event's ID as causation ID, and the W3C
+// trace context the event was stored with (the "traceparent" metadata the
+// command bus writes), so commands it sends continue the chain and its
+// spans join the command's trace in whichever process handles the event.
+// Options.TracerProvider adds a span per handler call.
 //
 // # Dead-letter queue
 //

@@ -2,6 +2,7 @@ package durable_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,6 +15,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	otelembedded "go.opentelemetry.io/otel/trace/embedded"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/lexigram/events/embedded"
 	"github.com/lexigram/events/embedded/embeddedtest"
@@ -859,5 +865,125 @@ func TestListPagesThroughManyEntriesOfEveryHandler(t *testing.T) {
 	}
 	if got := e.entries("rejects-too"); len(got) != n || got[0].ID.Handler != "rejects-too" {
 		t.Fatalf("List(rejects-too) gave %d entries", len(got))
+	}
+}
+
+func TestTraceContextFollowsTheEvent(t *testing.T) {
+	e := newEnv(t)
+	rec := &recorder{}
+
+	// A command's span, stored with its event as the buses store it.
+	cmdCtx, cmd := rec.Tracer("test").Start(context.Background(), "handle command")
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(cmdCtx, carrier)
+	cmd.End()
+	_, err := e.store.Append(context.Background(), platform.StreamID{Type: "order", ID: "o1"}, platform.NoStream(),
+		[]platform.Envelope{{Event: orderPlaced{N: 1}, Metadata: carrier}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	seen := make(chan trace.SpanContext, 2)
+	record := func(ctx context.Context, ev platform.Envelope) error {
+		seen <- trace.SpanContextFromContext(ctx)
+		return nil
+	}
+	e.start(e.js, "traced", record, durable.Options{TracerProvider: rec})
+	e.start(e.js, "untraced", record, durable.Options{})
+	for range 2 {
+		select {
+		case sc := <-seen:
+			if sc.TraceID() != cmd.SpanContext().TraceID() {
+				t.Errorf("the handler ran in trace %s, the command in %s", sc.TraceID(), cmd.SpanContext().TraceID())
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("the handlers did not run")
+		}
+	}
+	var s *recSpan
+	eventually(t, "the handler's span", func() bool {
+		s = rec.ended("durable handler traced")
+		return s != nil
+	})
+	if s.parent.SpanID() != cmd.SpanContext().SpanID() || s.kind != trace.SpanKindConsumer {
+		t.Fatalf("span parent %s kind %s; want the command's span %s, consumer", s.parent.SpanID(), s.kind, cmd.SpanContext().SpanID())
+	}
+	if !slices.ContainsFunc(s.attrs, func(kv attribute.KeyValue) bool {
+		return kv.Key == "lexigram.type" && kv.Value.AsString() == "order.placed"
+	}) {
+		t.Fatalf("span attributes %v", s.attrs)
+	}
+}
+
+// recorder is a TracerProvider that keeps the spans that ended: the
+// OpenTelemetry SDK's tracetest would do, but the SDK needs
+// github.com/google/uuid, which go.sum does not have.
+type recorder struct {
+	otelembedded.TracerProvider
+	mu    sync.Mutex
+	spans []*recSpan
+}
+
+func (r *recorder) Tracer(string, ...trace.TracerOption) trace.Tracer { return recTracer{r: r} }
+
+func (r *recorder) ended(name string) *recSpan {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.spans {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+type recTracer struct {
+	otelembedded.Tracer
+	r *recorder
+}
+
+func (tr recTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	parent := trace.SpanContextFromContext(ctx)
+	cfg := trace.NewSpanStartConfig(opts...)
+	var tid trace.TraceID
+	var sid trace.SpanID
+	_, _ = rand.Read(sid[:])
+	if tid = parent.TraceID(); !parent.IsValid() {
+		_, _ = rand.Read(tid[:])
+	}
+	s := &recSpan{r: tr.r, name: name, parent: parent, kind: cfg.SpanKind(),
+		sc: trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})}
+	return trace.ContextWithSpan(ctx, s), s
+}
+
+type recSpan struct {
+	noop.Span
+	r      *recorder
+	name   string
+	parent trace.SpanContext
+	sc     trace.SpanContext
+	kind   trace.SpanKind
+	attrs  []attribute.KeyValue
+}
+
+func (s *recSpan) SpanContext() trace.SpanContext         { return s.sc }
+func (s *recSpan) IsRecording() bool                      { return true }
+func (s *recSpan) SetAttributes(kv ...attribute.KeyValue) { s.attrs = append(s.attrs, kv...) }
+func (s *recSpan) End(...trace.SpanEndOption) {
+	s.r.mu.Lock()
+	s.r.spans = append(s.r.spans, s)
+	s.r.mu.Unlock()
+}
+
+func TestPanicIsAFailureNotACrash(t *testing.T) {
+	e := newEnv(t)
+	e.start(e.js, "panicky", func(ctx context.Context, ev platform.Envelope) error {
+		panic("nil map somewhere")
+	}, durable.Options{MaxDeliver: 2, Backoff: []time.Duration{10 * time.Millisecond}})
+	e.append("o1", orderPlaced{N: 1})
+	eventually(t, "the DLQ entry", func() bool { return len(e.entries("panicky")) == 1 })
+	en := e.entries("panicky")[0]
+	if en.Deliveries != 2 || !strings.Contains(en.Error, "panicked") || !strings.Contains(en.Error, "nil map somewhere") {
+		t.Fatalf("entry after %d deliveries: %q", en.Deliveries, en.Error)
 	}
 }
