@@ -18,7 +18,7 @@ import (
 type core[R any] struct {
 	kind      Kind
 	o         Options
-	tracer    trace.Tracer
+	tracer    *spanner
 	spanNames *names
 	chain     func(h call[Message, R], mw []Middleware) call[Message, R]
 	encode    func(c platform.Codec, r R) ([]byte, error) // a served handler's reply
@@ -35,7 +35,7 @@ type entry[R any] struct {
 
 func newCore[R any](kind Kind, o Options, chain func(call[Message, R], []Middleware) call[Message, R], encode func(platform.Codec, R) ([]byte, error)) *core[R] {
 	o.defaults()
-	return &core[R]{kind: kind, o: o, tracer: o.TracerProvider.Tracer(instrumentation), spanNames: newNames("dispatch " + string(kind) + " "),
+	return &core[R]{kind: kind, o: o, tracer: newSpanner(o.TracerProvider), spanNames: newNames("dispatch " + string(kind) + " "),
 		chain: chain, encode: encode, entries: map[string]*entry[R]{}}
 }
 
@@ -120,7 +120,7 @@ var (
 // startSpan starts the dispatch span, the parent of the handler's span
 // here or in another process.
 func (c *core[R]) startSpan(ctx context.Context, m Message) (context.Context, trace.Span) {
-	ctx, span := c.tracer.Start(ctx, c.spanNames.get(m.Type), client...)
+	ctx, span := c.tracer.start(ctx, c.spanNames.get(m.Type), client)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("lexigram.kind", string(c.kind)), attribute.String("lexigram.type", m.Type),
 			attribute.String("lexigram.id", m.ID), attribute.String("lexigram.correlation_id", m.CorrelationID))

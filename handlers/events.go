@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -53,7 +52,7 @@ type EventOptions struct {
 
 	Logger         *slog.Logger         // nil: slog.Default()
 	Metrics        *Metrics             // nil: no metrics
-	TracerProvider trace.TracerProvider // nil: otel.GetTracerProvider()
+	TracerProvider trace.TracerProvider // nil: the global provider (otel.SetTracerProvider); none installed, no spans
 	Retry          RetryOptions         // for the default middleware
 	Breaker        *CircuitBreaker      // nil: a breaker with default settings for this bus
 }
@@ -73,9 +72,6 @@ func (o *EventOptions) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
-	}
-	if o.TracerProvider == nil {
-		o.TracerProvider = otel.GetTracerProvider()
 	}
 	if o.Breaker == nil {
 		o.Breaker = NewCircuitBreaker(BreakerOptions{})
@@ -139,7 +135,7 @@ func (r DispatchResult) Err() error {
 // handlers/durable).
 type EventBus struct {
 	o      EventOptions
-	tracer trace.Tracer
+	tracer *spanner
 	names  *names
 	sem    chan struct{}
 	propag propagation.TextMapPropagator
@@ -159,7 +155,7 @@ type subscriber struct {
 // NewEventBus returns an event bus.
 func NewEventBus(opts EventOptions) *EventBus {
 	opts.defaults()
-	return &EventBus{o: opts, tracer: opts.TracerProvider.Tracer(instrumentation), names: newNames("dispatch event "),
+	return &EventBus{o: opts, tracer: newSpanner(opts.TracerProvider), names: newNames("dispatch event "),
 		sem: make(chan struct{}, opts.MaxConcurrentHandlers), propag: propagation.TraceContext{},
 		subs: map[string][]*subscriber{}, prog: progress{pending: map[uint64]struct{}{}, changed: make(chan struct{})}}
 }
@@ -271,7 +267,7 @@ func (b *EventBus) dispatch(ctx context.Context, env platform.Envelope, subs []*
 	if tp := env.Metadata["traceparent"]; tp != "" && !trace.SpanContextFromContext(ctx).IsValid() {
 		ctx = b.propag.Extract(ctx, propagation.MapCarrier(env.Metadata))
 	}
-	ctx, span := b.tracer.Start(ctx, b.names.get(env.Type), consumer...)
+	ctx, span := b.tracer.start(ctx, b.names.get(env.Type), consumer)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("lexigram.kind", string(KindEvent)), attribute.String("lexigram.type", env.Type),
 			attribute.String("lexigram.id", env.ID), attribute.Int64("lexigram.position", int64(env.Position)), attribute.Int("lexigram.handlers", len(subs)))

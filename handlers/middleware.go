@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -266,12 +265,10 @@ func panicError(kind Kind, typ, id string, p any) error {
 
 // Tracing starts a span around each handler call, a child of the span in
 // the context (for remote messages, the caller's span, from the trace
-// context in the NATS headers). nil: the global provider.
+// context in the NATS headers). nil: the global provider, and no spans
+// while no SDK is installed.
 func Tracing(tp trace.TracerProvider) Middleware {
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
-	tr := tp.Tracer(instrumentation)
+	tr := newSpanner(tp)
 	return Middleware{Name: "tracing",
 		Command: commandStep(tracing[Message, CommandResult](tr, KindCommand, messageInfo)),
 		Query:   queryStep(tracing[Message, any](tr, KindQuery, messageInfo)),
@@ -279,7 +276,7 @@ func Tracing(tp trace.TracerProvider) Middleware {
 	}
 }
 
-func tracing[M, R any](tr trace.Tracer, kind Kind, inf info[M]) step[M, R] {
+func tracing[M, R any](tr *spanner, kind Kind, inf info[M]) step[M, R] {
 	names := newNames("handle " + string(kind) + " ")
 	opts := server // a command or query is a request
 	if kind == KindEvent {
@@ -288,7 +285,7 @@ func tracing[M, R any](tr trace.Tracer, kind Kind, inf info[M]) step[M, R] {
 	return func(next call[M, R]) call[M, R] {
 		return func(ctx context.Context, m M) (R, error) {
 			typ, id := inf(ctx, m)
-			ctx, span := tr.Start(ctx, names.get(typ), opts...)
+			ctx, span := tr.start(ctx, names.get(typ), opts)
 			if span.IsRecording() {
 				span.SetAttributes(attribute.String("lexigram.kind", string(kind)), attribute.String("lexigram.type", typ),
 					attribute.String("lexigram.id", id), attribute.String("lexigram.correlation_id", platform.CorrelationID(ctx)))

@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lexigram/events/platform"
@@ -29,7 +28,7 @@ type Options struct {
 	// What the default middleware uses.
 	Logger         *slog.Logger         // nil: slog.Default()
 	Metrics        *Metrics             // nil: no metrics
-	TracerProvider trace.TracerProvider // nil: otel.GetTracerProvider()
+	TracerProvider trace.TracerProvider // nil: the global provider (otel.SetTracerProvider); none installed, no spans
 	Retry          RetryOptions
 	Breaker        *CircuitBreaker // nil: a breaker with default settings for this bus
 	Timeout        time.Duration   // per handler call; 0: none (the caller's context still bounds it)
@@ -44,9 +43,6 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
-	}
-	if o.TracerProvider == nil {
-		o.TracerProvider = otel.GetTracerProvider()
 	}
 	if o.Breaker == nil {
 		o.Breaker = NewCircuitBreaker(BreakerOptions{})

@@ -46,16 +46,17 @@ type RemoteOptions struct {
 // handler for to whichever process serves them. All buses of a process
 // share one Remote: one micro service with one endpoint per type.
 type Remote struct {
-	nc      *nats.Conn
-	svc     micro.Service // started by the first endpoint
-	opts    RemoteOptions
-	base    context.Context // parent of the served handlers' contexts
-	cancel  context.CancelFunc
-	mu      sync.Mutex
-	served  map[string]bool // subjects with endpoints
-	closed  bool
-	propag  propagation.TextMapPropagator
-	closing sync.Once
+	nc       *nats.Conn
+	svc      micro.Service // started by the first endpoint
+	opts     RemoteOptions
+	base     context.Context // parent of the served handlers' contexts
+	cancel   context.CancelFunc
+	mu       sync.Mutex
+	served   map[string]bool // subjects with endpoints
+	subjects subjectCache
+	closed   bool
+	propag   propagation.TextMapPropagator
+	closing  sync.Once
 }
 
 // NewRemote starts the micro service on nc. Close stops it.
@@ -147,6 +148,33 @@ func (r *Remote) Subject(kind Kind, typ string) string {
 	return r.opts.Prefix + "." + kindToken(kind) + "." + typ
 }
 
+// subjectCache keeps the subjects of the types sent, so a request does not
+// build its subject afresh.
+type subjectCache struct {
+	mu sync.RWMutex
+	m  map[[2]string]string
+}
+
+func (c *subjectCache) get(kind Kind, typ string, build func(Kind, string) string) string {
+	k := [2]string{string(kind), typ}
+	c.mu.RLock()
+	s, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = build(kind, typ)
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[[2]string]string{}
+	}
+	if len(c.m) < 10_000 {
+		c.m[k] = s
+	}
+	c.mu.Unlock()
+	return s
+}
+
 func kindToken(k Kind) string {
 	if k == KindQuery {
 		return "qry"
@@ -202,21 +230,25 @@ func (r *Remote) request(ctx context.Context, kind Kind, msg Message, codec plat
 		defer cancel()
 	}
 	dl, _ := ctx.Deadline()
-	subject := r.Subject(kind, msg.Type)
+	subject := r.subjects.get(kind, msg.Type, r.Subject)
 	// Headers cost time on both sides: send only what the other side
 	// cannot infer (the type is in the subject, msgpack is the default,
-	// the correlation ID is usually the message's own ID).
+	// the correlation ID is usually the message's own ID). One array backs
+	// every value.
+	vals := [5]string{msg.ID, time.Until(dl).String()}
 	m := &nats.Msg{Subject: subject, Data: data, Header: make(nats.Header, 4)}
-	m.Header[HeaderID] = []string{msg.ID}
-	m.Header[HeaderTimeout] = []string{time.Until(dl).String()}
+	m.Header[HeaderID], m.Header[HeaderTimeout] = vals[0:1:1], vals[1:2:2]
 	if codec.Name() != platform.Msgpack.Name() {
-		m.Header[HeaderCodec] = []string{codec.Name()}
+		vals[2] = codec.Name()
+		m.Header[HeaderCodec] = vals[2:3:3]
 	}
 	if msg.CorrelationID != "" && msg.CorrelationID != msg.ID {
-		m.Header[HeaderCorrelationID] = []string{msg.CorrelationID}
+		vals[3] = msg.CorrelationID
+		m.Header[HeaderCorrelationID] = vals[3:4:4]
 	}
 	if msg.CausationID != "" {
-		m.Header[HeaderCausationID] = []string{msg.CausationID}
+		vals[4] = msg.CausationID
+		m.Header[HeaderCausationID] = vals[4:5:5]
 	}
 	r.propag.Inject(ctx, headerCarrier(m.Header))
 	resp, err := r.nc.RequestMsgWithContext(ctx, m)
