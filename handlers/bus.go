@@ -64,7 +64,7 @@ func (c *core[R]) register(sc *Scope, name string, h call[Message, R], decode fu
 	c.entries[name] = e
 	c.mu.Unlock()
 	if c.o.Remote != nil {
-		if err := c.o.Remote.serve(c.kind, name, serve); err != nil {
+		if err := c.o.Remote.serve(c.kind, name, c, serve); err != nil {
 			c.remove(name, e)
 			return err
 		}

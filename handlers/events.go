@@ -7,6 +7,7 @@ import (
 	"iter"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -143,7 +144,8 @@ type EventBus struct {
 	mu   sync.RWMutex
 	subs map[string][]*subscriber // by event type; replaced, never changed in place
 
-	prog progress
+	prog    progress
+	running atomic.Bool
 }
 
 type subscriber struct {
@@ -356,8 +358,13 @@ type Subscriber interface {
 // fails (Run returns its error). Each event type with handlers has its own
 // bounded channel and drain goroutine: events of one type are handled in
 // position order, types concurrently, and a full channel makes the feeder
-// wait. Events of types without handlers are skipped.
+// wait. Events of types without handlers are skipped. A bus runs one feed
+// at a time.
 func (b *EventBus) Run(ctx context.Context, src Subscriber, after uint64) error {
+	if !b.running.CompareAndSwap(false, true) {
+		return platform.Errorf(platform.CodeInvalidArgument, "handlers: EventBus.Run is already running: feed a bus from one store once; make another bus for another feed")
+	}
+	defer b.running.Store(false)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	queues := map[string]*queue{}

@@ -52,7 +52,7 @@ type Remote struct {
 	base     context.Context // parent of the served handlers' contexts
 	cancel   context.CancelFunc
 	mu       sync.Mutex
-	served   map[string]bool // subjects with endpoints
+	served   map[string]any // subjects with endpoints, and the bus serving each
 	subjects subjectCache
 	closed   bool
 	propag   propagation.TextMapPropagator
@@ -89,7 +89,7 @@ func NewRemote(nc *nats.Conn, opts RemoteOptions) (*Remote, error) {
 		return nil, platform.Errorf(platform.CodeInvalidArgument, "handlers.NewRemote: prefix %q is not a subject prefix: use tokens of letters, digits, '-' and '_' separated by dots", opts.Prefix)
 	}
 	base, cancel := context.WithCancel(context.Background())
-	return &Remote{nc: nc, opts: opts, base: base, cancel: cancel, served: map[string]bool{}, propag: propagation.TraceContext{}}, nil
+	return &Remote{nc: nc, opts: opts, base: base, cancel: cancel, served: map[string]any{}, propag: propagation.TraceContext{}}, nil
 }
 
 // service starts the micro service on the first endpoint, so a process
@@ -195,11 +195,14 @@ func endpointName(kind Kind, typ string) string {
 
 // serve adds the endpoint of a type once; later registrations of the
 // same type (after a scope closed) reuse it.
-func (r *Remote) serve(kind Kind, typ string, h func(micro.Request)) error {
+func (r *Remote) serve(kind Kind, typ string, owner any, h func(micro.Request)) error {
 	subject := r.Subject(kind, typ)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.served[subject] {
+	if prev, ok := r.served[subject]; ok {
+		if prev != owner {
+			return platform.Errorf(platform.CodeDuplicateHandler, "%s %q: another bus on this Remote already serves %s: give each process one command bus and one query bus per Remote", kind, typ, subject)
+		}
 		return nil
 	}
 	svc, err := r.service()
@@ -212,7 +215,7 @@ func (r *Remote) serve(kind Kind, typ string, h func(micro.Request)) error {
 			return platform.Errorf(platform.CodeInvalidArgument, "serve %s %q on %s: %w", kind, typ, subject, err)
 		}
 	}
-	r.served[subject] = true
+	r.served[subject] = owner
 	// Once the server has the subscription, a request from any connection
 	// reaches it: registration returns when the type is servable.
 	if err := r.nc.FlushTimeout(r.opts.Timeout); err != nil {

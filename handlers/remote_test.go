@@ -165,6 +165,14 @@ func TestRemoteNoHandlerAndDuplicates(t *testing.T) {
 	if n := len(remote.Service().Info().Endpoints); n != 1 {
 		t.Errorf("%d endpoints, want 1", n)
 	}
+	// A second bus on the same Remote cannot serve the same type.
+	other := handlers.NewCommandBus(handlers.Options{Registry: reg, Logger: quiet(), Remote: remote})
+	if err := handlers.HandleCommand(other, func(context.Context, AddItem) error { return nil }); !errors.Is(err, platform.ErrDuplicateHandler) {
+		t.Errorf("a second bus serving the type on one Remote: %v", err)
+	}
+	if other.Handles("test.add-item") {
+		t.Error("the refused handler stayed registered")
+	}
 }
 
 func TestRemoteSharedByQueueGroup(t *testing.T) {
