@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
@@ -19,7 +21,7 @@ import (
 // events: the one holding the projection's lease.
 type Leases interface {
 	// Acquire waits until this process holds the lease on name, or ctx
-	// ends.
+	// ends. The lease is kept until Release or until ctx ends.
 	Acquire(ctx context.Context, name string) (Lease, error)
 }
 
@@ -72,6 +74,7 @@ type KVLeaseOptions struct {
 // compare-and-set, stops the loser of such an overlap.
 type KVLeases struct {
 	kv   jetstream.KeyValue
+	nc   *nats.Conn
 	opts KVLeaseOptions
 }
 
@@ -112,7 +115,46 @@ func NewKVLeases(ctx context.Context, js jetstream.JetStream, opts KVLeaseOption
 	if err != nil {
 		return nil, platform.Errorf(platform.CodeStoreUnavailable, "projections: open lease bucket %q: %w", opts.Bucket, err)
 	}
-	return &KVLeases{kv: kv, opts: opts}, nil
+	return &KVLeases{kv: kv, nc: js.Conn(), opts: opts}, nil
+}
+
+// ProgressRelay is implemented by Leases that carry the active process's
+// applied position to the processes standing by, so that WaitFor works on
+// every process of a read model they share (a database, a KV bucket).
+type ProgressRelay interface {
+	// Announce tells the others that position name has applied position.
+	Announce(name string, position uint64)
+	// Follow calls f with each position announced for name until ctx
+	// ends.
+	Follow(ctx context.Context, name string, f func(position uint64)) error
+}
+
+var _ ProgressRelay = (*KVLeases)(nil)
+
+// progressSubject carries a projection's applied positions: core NATS,
+// at most once; a lost one is made good by the next batch's.
+func (l *KVLeases) progressSubject(name string) string {
+	return "lexigram.projections." + l.opts.Bucket + "." + name + ".applied"
+}
+
+// Announce publishes the position on core NATS; it never blocks on the
+// network and a failure only delays the standby processes' WaitFor.
+func (l *KVLeases) Announce(name string, position uint64) {
+	_ = l.nc.Publish(l.progressSubject(name), strconv.AppendUint(nil, position, 10))
+}
+
+// Follow subscribes to the positions announced for name.
+func (l *KVLeases) Follow(ctx context.Context, name string, f func(position uint64)) error {
+	sub, err := l.nc.Subscribe(l.progressSubject(name), func(m *nats.Msg) {
+		if pos, err := strconv.ParseUint(string(m.Data), 10, 64); err == nil {
+			f(pos)
+		}
+	})
+	if err != nil {
+		return platform.Errorf(platform.CodeStoreUnavailable, "projections: follow the progress of %q: %w", name, err)
+	}
+	context.AfterFunc(ctx, func() { _ = sub.Unsubscribe() })
+	return nil
 }
 
 // Instance is this process's name in the leases it holds.
@@ -146,10 +188,13 @@ func (l *KVLeases) Acquire(ctx context.Context, name string) (Lease, error) {
 	for {
 		rev, err := l.kv.Create(ctx, key, []byte(l.opts.Instance))
 		if err == nil {
-			return l.hold(key, rev), nil
+			return l.hold(ctx, key, rev), nil
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return nil, platform.Errorf(platform.CodeStoreUnavailable, "projections: acquire lease %q: %w", key, err)
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			l.opts.Logger.WarnContext(ctx, "projection lease: cannot reach the lease bucket; trying again", "lease", key, "err", err)
@@ -171,8 +216,11 @@ func (l *KVLeases) Acquire(ctx context.Context, name string) (Lease, error) {
 	}
 }
 
-func (l *KVLeases) hold(key string, rev uint64) *kvLease {
-	ctx, cancel := context.WithCancel(context.Background())
+// hold renews the lease until Release or until ctx ends; a process whose
+// work ends without a Release (a crash of its run) stops renewing, and the
+// key expires after the TTL.
+func (l *KVLeases) hold(ctx context.Context, key string, rev uint64) *kvLease {
+	ctx, cancel := context.WithCancel(ctx)
 	h := &kvLease{l: l, key: key, rev: rev, lost: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
 	go h.renew(ctx)
 	return h

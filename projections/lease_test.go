@@ -67,8 +67,13 @@ func TestOneActiveInstanceAndFailover(t *testing.T) {
 	if err := active.m.WaitFor(ctx, "single", first); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := standby.m.Status(ctx, "single"); st.State != projections.Running || st.Position != 0 {
-		t.Fatalf("standby status %+v, want RUNNING at position 0", st)
+	// The standby applies nothing, but its WaitFor follows the active
+	// process's progress on the shared read model.
+	if err := standby.m.WaitFor(ctx, "single", first); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := standby.m.Status(ctx, "single"); st.State != projections.Running || st.Active || st.Position != first || standby.rec.len() != 0 {
+		t.Fatalf("standby status %+v after applying %d events, want RUNNING, inactive, at the active one's position %d, nothing applied", st, standby.rec.len(), first)
 	}
 	holder, err := c.leases.Holder(ctx, "single")
 	if err != nil || holder != active.n.leases.Instance() {

@@ -284,9 +284,10 @@ func (m *Manager) saw(pos uint64) {
 // WaitFor returns once the projection has applied position (the
 // LastPosition of a command's append), so that a query after a command
 // sees the command's effect. It returns at once when the projection is
-// FAULTED, and otherwise with an error wrapping ctx's at its deadline. It
-// waits on this process's instance: on a process that stands by it can
-// only time out.
+// FAULTED, and otherwise with an error wrapping ctx's at its deadline. On a
+// process that stands by it follows the active process's announced
+// progress when the Leases carry it (KVLeases do, over core NATS); with
+// other Leases it can only time out there.
 func (m *Manager) WaitFor(ctx context.Context, name string, position uint64) error {
 	p, err := m.get(name)
 	if err != nil {

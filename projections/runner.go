@@ -90,6 +90,15 @@ func (p *projection) setState(s State) {
 	p.applied.kick()
 }
 
+// advance records a position the serving generation applied, and tells
+// the processes standing by.
+func (p *projection) advance(pos uint64) {
+	p.applied.advance(pos)
+	if relay, ok := p.m.leases.(ProgressRelay); ok {
+		relay.Announce(p.def.Name, pos)
+	}
+}
+
 func (p *projection) setActive(a bool) {
 	p.mu.Lock()
 	p.active = a
@@ -134,7 +143,16 @@ func (p *projection) loop(ctx context.Context, h *runHandle) {
 	name := p.def.Name
 	for {
 		p.setState(Running)
+		// While another process applies the projection, its announced
+		// positions let WaitFor here see the shared read model's progress.
+		fctx, unfollow := context.WithCancel(ctx)
+		if relay, ok := p.m.leases.(ProgressRelay); ok {
+			if err := relay.Follow(fctx, name, p.applied.advance); err != nil {
+				p.m.log.Warn("projection: cannot follow the active process's progress; WaitFor here waits until this process is active", "projection", name, "err", err)
+			}
+		}
 		lease, err := p.m.leases.Acquire(ctx, name)
+		unfollow()
 		if err != nil {
 			if ctx.Err() != nil {
 				p.setState(Stopped)
@@ -440,7 +458,7 @@ func (f *follower) apply(ctx context.Context, batch []platform.Envelope) error {
 	}
 	p.m.saw(to)
 	if f.rb == nil {
-		p.applied.advance(f.sink.position())
+		p.advance(f.sink.position())
 		p.meter.add(len(batch))
 	} else {
 		f.rb.advance(f.sink.position(), len(batch))
@@ -532,7 +550,7 @@ func (f *follower) handOver(ctx context.Context, sw *swapReq) bool {
 	p.mu.Lock()
 	p.gen = f.gen
 	p.mu.Unlock()
-	p.applied.advance(f.sink.position())
+	p.advance(f.sink.position())
 	p.m.log.Info("projection rebuilt: readers see the new generation", "projection", p.def.Name, "generation", f.gen, "position", f.sink.position(), "replaced", old)
 	if err := p.gens.Drop(ctx, old); err != nil {
 		p.m.log.Warn("projection: could not drop the replaced generation", "projection", p.def.Name, "generation", old, "err", err)
