@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lexigram/events/platform"
 	"github.com/lexigram/events/projections"
 )
@@ -129,6 +131,27 @@ func TestRebuildWhileEventsArrive(t *testing.T) {
 	st := waitState(t, m, "gen", projections.Rebuilding)
 	if st.Rebuild == nil || st.Rebuild.Generation != 2 || st.Rebuild.Total < 200 || st.Generation != 1 {
 		t.Fatalf("status during the rebuild: %+v rebuild %+v", st, st.Rebuild)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(m.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "state" {
+					key += "/" + l.GetValue()
+				}
+			}
+			got[key] = mt.GetGauge().GetValue()
+		}
+	}
+	if got["lexigram_projection_state/REBUILDING"] != 1 || got["lexigram_projection_rebuild_total_events"] < 200 || got["lexigram_projection_generation"] != 1 {
+		t.Fatalf("metrics during the rebuild: %v", got)
 	}
 	during := appendOrders(t, n.store, "d", 10, 1)
 	// The old generation keeps serving, complete.

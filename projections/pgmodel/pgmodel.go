@@ -185,12 +185,16 @@ func (p *Projection) Prepare(ctx context.Context, gen projections.Generation) er
 func (p *Projection) Activate(ctx context.Context, gen projections.Generation) error {
 	g := p.genSchema(gen)
 	return p.inTx(ctx, fmt.Sprintf("activate generation %d", gen), func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, "UPDATE "+p.ckpt+" SET active = (generation = $2), updated_at = now() WHERE name = $1", p.name, int64(gen))
+		var one int
+		err := tx.QueryRow(ctx, "SELECT 1 FROM "+p.ckpt+" WHERE name = $1 AND generation = $2 FOR UPDATE", p.name, int64(gen)).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("generation %d was never prepared: Prepare it first", gen)
+		}
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("generation %d was never prepared", gen)
+		if _, err := tx.Exec(ctx, "UPDATE "+p.ckpt+" SET active = (generation = $2), updated_at = now() WHERE name = $1", p.name, int64(gen)); err != nil {
+			return err
 		}
 		for _, t := range p.tables {
 			if err := p.pointView(ctx, tx, t, g); err != nil {

@@ -217,6 +217,12 @@ func TestOverlappingInstanceAppliesNothing(t *testing.T) {
 	if err := a.Drop(ctx, 1); err == nil {
 		t.Fatal("Drop of the active generation succeeded")
 	}
+	if err := a.Activate(ctx, 7); err == nil {
+		t.Fatal("Activate of a generation never prepared succeeded")
+	}
+	if gen, err := b.Active(ctx); err != nil || gen != 1 {
+		t.Fatalf("Active = %d, %v after the refused Activate; want 1", gen, err)
+	}
 }
 
 func TestRebuildSwapsAtomically(t *testing.T) {
