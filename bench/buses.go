@@ -95,7 +95,7 @@ func (r *runner) busInProcess(ctx context.Context, _ *env) ([]Figure, error) {
 		}
 		return "MISSED"
 	}
-	chain := "Tracing (no-op provider) → Validation → Logging (discarded) → Metrics → Retry → CircuitBreaker → Transaction → Timeout (off) → Recovery"
+	chain := "Tracing (no OpenTelemetry SDK installed: no spans) → Validation → Logging (discarded) → Metrics → Retry → CircuitBreaker → Transaction → Timeout (off) → Recovery"
 	return []Figure{
 		{Name: "bus.command.inprocess", Ours: nsOurs, Raw: median(w1), Unit: "ns/op",
 			Note: fmt.Sprintf("Dispatch of a %d-byte command through the default middleware (%s) to a no-op handler, against calling the handler directly; target < 2000 ns/op: %s; medians of %d alternating rounds of %.1fs per side (ours %s–%s)",
