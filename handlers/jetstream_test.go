@@ -46,13 +46,14 @@ func TestJetStreamStoreFeedsEventHandlersInAnotherProcess(t *testing.T) {
 	must(t, handlers.Subscribe(events, "test.order-placed", "mailer", func(_ context.Context, e platform.Envelope) error { got <- e; return nil }))
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- events.Run(runCtx, store(), 0) }()
+	feed := store()
+	go func() { done <- events.Run(runCtx, feed, 0) }()
 	t.Cleanup(func() { cancel(); must(t, <-done) })
 
 	// Process 3 sends.
 	sender := client(t, embeddedtest.Conn(t, srv), rec)
-	ctx, root := rec.Tracer("test").Start(ctx, "request")
-	res, err := sender.Commands.Dispatch(platform.WithCorrelationID(ctx, "corr-js"), PlaceOrder{OrderID: "o-1", Customer: "ada", CmdID: "cmd-js"})
+	reqCtx, root := rec.Tracer("test").Start(ctx, "request")
+	res, err := sender.Commands.Dispatch(platform.WithCorrelationID(reqCtx, "corr-js"), PlaceOrder{OrderID: "o-1", Customer: "ada", CmdID: "cmd-js"})
 	must(t, err)
 	root.End()
 	if res.Position == 0 || res.Version != 1 {
