@@ -358,7 +358,9 @@ type Subscriber interface {
 // fails (Run returns its error). Each event type with handlers has its own
 // bounded channel and drain goroutine: events of one type are handled in
 // position order, types concurrently, and a full channel makes the feeder
-// wait. Events of types without handlers are skipped. A bus runs one feed
+// wait: memory stays bounded, and a type whose handlers fall behind by more
+// than QueueSize events holds back the other types too, as one reader of
+// the store must. Events of types without handlers are skipped. A bus runs one feed
 // at a time.
 func (b *EventBus) Run(ctx context.Context, src Subscriber, after uint64) error {
 	if !b.running.CompareAndSwap(false, true) {

@@ -98,9 +98,6 @@ func (r *Remote) service() (micro.Service, error) {
 	if r.svc != nil {
 		return r.svc, nil
 	}
-	if r.closed {
-		return nil, platform.Errorf(platform.CodeInvalidArgument, "handlers: the Remote is closed: make a new one to serve handlers")
-	}
 	log := r.opts.Logger
 	svc, err := micro.AddService(r.nc, micro.Config{
 		Name:        r.opts.Service,
@@ -199,6 +196,9 @@ func (r *Remote) serve(kind Kind, typ string, owner any, h func(micro.Request)) 
 	subject := r.Subject(kind, typ)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return platform.Errorf(platform.CodeInvalidArgument, "serve %s %q: the Remote is closed: make a new one to serve handlers", kind, typ)
+	}
 	if prev, ok := r.served[subject]; ok {
 		if prev != owner {
 			return platform.Errorf(platform.CodeDuplicateHandler, "%s %q: another bus on this Remote already serves %s: give each process one command bus and one query bus per Remote", kind, typ, subject)

@@ -361,3 +361,37 @@ func TestRemoteWorkersAndJSONCodec(t *testing.T) {
 		t.Errorf("stored %+v", got)
 	}
 }
+
+func TestRemoteCloseCancelsRunningHandlers(t *testing.T) {
+	srv := embeddedtest.Server(t)
+	r, err := handlers.NewRemote(embeddedtest.Conn(t, srv), handlers.RemoteOptions{Prefix: "t", Logger: quiet()})
+	must(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	type Hold struct{}
+	hreg := platform.NewRegistry()
+	platform.MustRegister[Hold](hreg, "test.hold", 1)
+	started, ended := make(chan struct{}), make(chan error, 1)
+	served := handlers.NewCommandBus(handlers.Options{Registry: hreg, Logger: quiet(), Remote: r})
+	must(t, handlers.HandleCommand(served, func(ctx context.Context, _ Hold) error {
+		close(started)
+		<-ctx.Done()
+		ended <- ctx.Err()
+		return ctx.Err()
+	}))
+	sender := handlers.NewCommandBus(handlers.Options{Registry: hreg, Logger: quiet(), Remote: newRemote(t, embeddedtest.Conn(t, srv))})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	errs := make(chan error, 1)
+	go func() { _, err := sender.Dispatch(ctx, Hold{}); errs <- err }()
+	<-started
+	must(t, r.Close())
+	if got := <-ended; !errors.Is(got, context.Canceled) {
+		t.Errorf("the handler's context ended with %v, want cancelled", got)
+	}
+	if err := <-errs; err == nil {
+		t.Error("the cancelled command reported success")
+	}
+	if err := handlers.HandleQuery(handlers.NewQueryBus(handlers.Options{Registry: reg, Remote: r}), func(context.Context, GetOrder) (int, error) { return 0, nil }); err == nil {
+		t.Error("a closed Remote served a new handler")
+	}
+}
