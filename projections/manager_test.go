@@ -406,3 +406,62 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("state gauges %v", states)
 	}
 }
+
+// conflictOnce is a checkpoint store whose first save meets another
+// instance's write, as when two processes overlap around a lease expiry.
+type conflictOnce struct {
+	platform.CheckpointStore
+	once sync.Once
+}
+
+func (c *conflictOnce) SaveCheckpoint(ctx context.Context, cp platform.Checkpoint) (platform.Checkpoint, error) {
+	conflict := false
+	c.once.Do(func() {
+		// The other instance moves the checkpoint first.
+		cur, err := c.CheckpointStore.LoadCheckpoint(ctx, cp.Name)
+		if err == nil {
+			cur.Position = 3
+			_, err = c.CheckpointStore.SaveCheckpoint(ctx, cur)
+		}
+		conflict = err == nil
+	})
+	if conflict {
+		return c.CheckpointStore.SaveCheckpoint(ctx, cp) // now stale: ErrCheckpointConflict
+	}
+	return c.CheckpointStore.SaveCheckpoint(ctx, cp)
+}
+
+func TestCheckpointConflictStandsByInsteadOfFaulting(t *testing.T) {
+	ctx := testContext(t)
+	store := platform.NewMemoryEventStore(platform.MemoryOptions{Registry: registry})
+	last := appendOrders(t, store, "c", 10, 1)
+	cps := &conflictOnce{CheckpointStore: platform.NewMemoryCheckpointStore()}
+	m, err := projections.New(store, projections.Options{Checkpoints: cps, CheckpointInterval: 5, BatchSize: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	if err := m.Register(projections.Projection{Name: "overlap", Handler: rec}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitFor(ctx, "overlap", last); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := m.Status(ctx, "overlap"); st.State != projections.Stopped || st.Err != nil {
+		t.Fatalf("after a checkpoint conflict: %+v, want a run that went on (STOPPED now, no error)", st)
+	}
+	// It reloaded the other instance's checkpoint (3) and went on from
+	// there: positions 4 and 5 came twice.
+	if got := rec.positions(); len(got) != int(last)+2 || got[5] != 4 {
+		t.Fatalf("applied %v", got)
+	}
+	if cp, err := cps.LoadCheckpoint(ctx, "projection.overlap.g1"); err != nil || cp.Position != last {
+		t.Fatalf("final checkpoint %+v, %v; want %d", cp, err, last)
+	}
+}
