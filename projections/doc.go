@@ -16,7 +16,8 @@
 //   - [Generational] read models can be rebuilt next to the serving copy
 //     and swapped in atomically once caught up ([Manager.Rebuild]).
 //   - [KVLeases] make one process apply a projection's events when several
-//     run it; another takes over within the lease TTL when it dies.
+//     run it; another takes over within the lease TTL when it dies, and the
+//     processes standing by follow its progress ([ProgressRelay]).
 //   - [Manager.WaitFor] waits, without polling, until a projection has
 //     applied a position: read-your-writes after a command.
 package projections

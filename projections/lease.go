@@ -122,7 +122,7 @@ func NewKVLeases(ctx context.Context, js jetstream.JetStream, opts KVLeaseOption
 // applied position to the processes standing by, so that WaitFor works on
 // every process of a read model they share (a database, a KV bucket).
 type ProgressRelay interface {
-	// Announce tells the others that position name has applied position.
+	// Announce tells the others that projection name has applied position.
 	Announce(name string, position uint64)
 	// Follow calls f with each position announced for name until ctx
 	// ends.
