@@ -65,7 +65,7 @@ func (r *runner) durableThroughput(ctx context.Context, e *env) ([]Figure, error
 				close(finished)
 			}
 			return nil
-		}, durable.Options{DLQ: dlq, Registry: r.reg, Logger: r.log, Prefetch: prefetch})
+		}, durable.Options{DLQ: dlq, Logger: r.log, Prefetch: prefetch})
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,10 @@ import (
 	"github.com/lexigram/events/platform"
 )
 
+// TypeHeader carries a stored event's type name, so a reader can route or
+// skip an event without decoding it.
+const TypeHeader = hdrType
+
 // Headers of a stored event. The aggregate type and ID are in the subject,
 // the position and time in the stream's own metadata.
 const (
@@ -81,6 +85,16 @@ func (c *subjects) streamOf(subject string) (platform.StreamID, error) {
 		c.subject, c.stream = subject, st
 	}
 	return st, err
+}
+
+// Decode turns a message of the store's stream, as a consumer, a direct
+// get or a copy of it delivers it, into an envelope: the event decoded
+// with the store's registry, position = the stream sequence. Errors carry
+// platform.CodeCorruptEvent or platform.CodeUnknownEventType: such a
+// message can never be handled and should not be retried.
+func (s *EventStore) Decode(subject string, position uint64, stored time.Time, h nats.Header, data []byte) (platform.Envelope, error) {
+	names := subjects{prefix: s.opts.SubjectPrefix}
+	return s.decode(&names, subject, position, stored, h, data)
 }
 
 // decode turns a stored message into an envelope. Anything missing or

@@ -97,6 +97,10 @@ func (s *EventStore) MaxEventSize() int { return s.maxMsg - headerRoom }
 // StreamName is the name of the JetStream stream holding the events.
 func (s *EventStore) StreamName() string { return s.opts.Stream }
 
+// SubjectPrefix is the first token of every event's subject: the stream
+// holds <prefix>.<aggregate type>.<aggregate id token>.
+func (s *EventStore) SubjectPrefix() string { return s.opts.SubjectPrefix }
+
 // Subject returns the subject that holds an aggregate's events, for tools
 // that read the stream directly.
 func (s *EventStore) Subject(stream platform.StreamID) (string, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
+	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
 )
 
@@ -84,7 +85,7 @@ type Entry struct {
 }
 
 // EventType is the stored event's type name.
-func (e Entry) EventType() string { return e.Header.Get(hdrType) }
+func (e Entry) EventType() string { return e.Header.Get(lxjs.TypeHeader) }
 
 // DLQOptions configure a DLQ. The zero value works.
 type DLQOptions struct {

@@ -82,7 +82,6 @@ func (e *env) start(js jetstream.JetStream, name string, fn func(context.Context
 	if opts.DLQ == nil {
 		opts.DLQ = e.dlq
 	}
-	opts.Registry = e.reg
 	opts.Logger = embeddedtest.Logger(e.t)
 	h, err := durable.New(context.Background(), js, e.store, name, fn, opts)
 	if err != nil {

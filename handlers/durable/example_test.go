@@ -53,7 +53,6 @@ func Example() {
 	}
 	h, err := durable.New(ctx, js, store, "invoice-mailer", send, durable.Options{
 		AggregateTypes: []string{"invoice"},
-		Registry:       reg,
 		Logger:         quiet,
 	})
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,14 +19,18 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
 )
 
-// Store is what a durable handler needs to know about the event store:
+// Store is what a durable handler needs of the event store:
 // *jetstream.EventStore has it.
 type Store interface {
 	StreamName() string
-	Subject(platform.StreamID) (string, error)
+	SubjectPrefix() string
+	// Decode turns a stored message into an envelope; its errors carry
+	// platform.CodeCorruptEvent or CodeUnknownEventType.
+	Decode(subject string, position uint64, stored time.Time, h nats.Header, data []byte) (platform.Envelope, error)
 }
 
 // Start is where a handler's consumer starts when it is first created.
@@ -110,9 +113,8 @@ type Options struct {
 	// Keep Prefetch times the handler's time per event well under AckWait.
 	Prefetch int
 	// DLQ receives dead-lettered events. Default: OpenDLQ with DLQOptions{}.
-	DLQ      *DLQ
-	Registry *platform.Registry // default platform.DefaultRegistry; must know the store's events
-	Metrics  *Metrics           // nil: no metrics
+	DLQ     *DLQ
+	Metrics *Metrics // nil: no metrics
 	// TracerProvider, if set, gets a span per handler call. Either way the
 	// handler's context continues the trace the event was stored with.
 	// nil: no spans of this package, which keeps them off the hot path
@@ -153,7 +155,7 @@ type Handler struct {
 	fn       func(ctx context.Context, event platform.Envelope) error
 	opts     Options
 	log      *slog.Logger
-	dec      decoder
+	store    Store
 	handles  map[string]bool // nil: every type
 	dlq      *DLQ
 	cons     jetstream.Consumer
@@ -187,14 +189,11 @@ func New(ctx context.Context, js jetstream.JetStream, store Store, name string, 
 	if err != nil {
 		return nil, err
 	}
-	prefix, err := subjectPrefix(store)
-	if err != nil {
-		return nil, err
-	}
+	prefix := store.SubjectPrefix()
 	h := &Handler{
 		name: name, fn: handler, opts: opts, log: opts.Logger.With("handler", name),
-		dec:  decoder{prefix: prefix + ".", registry: opts.Registry},
-		done: make(chan struct{}), stopped: make(chan struct{}),
+		store: store,
+		done:  make(chan struct{}), stopped: make(chan struct{}),
 	}
 	if len(opts.EventTypes) > 0 {
 		h.handles = make(map[string]bool, len(opts.EventTypes))
@@ -362,9 +361,6 @@ func withDefaults(name string, o Options) (Options, error) {
 	if o.Prefetch == 0 {
 		o.Prefetch = 500
 	}
-	if o.Registry == nil {
-		o.Registry = platform.DefaultRegistry
-	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -411,17 +407,6 @@ func validateName(name string) error {
 		}
 	}
 	return nil
-}
-
-// subjectPrefix finds the store's subject prefix from the subject of a
-// made-up aggregate: Store has no accessor for it.
-func subjectPrefix(store Store) (string, error) {
-	s, err := store.Subject(platform.StreamID{Type: "x", ID: "y"})
-	prefix, ok := strings.CutSuffix(s, ".x.y")
-	if err != nil || !ok {
-		return "", platform.Errorf(platform.CodeInvalidArgument, "durable handler: the store's subjects (%q, %v) are not <prefix>.<aggregate type>.<id>", s, err)
-	}
-	return prefix, nil
 }
 
 // ensureConsumer creates the consumer, or brings an existing one up to
@@ -588,7 +573,7 @@ func (h *Handler) handle(d delivery, q *workQueue) {
 		_ = d.msg.Nak() // pulled but not started: let another process have it now
 		return
 	}
-	if h.handles != nil && !h.handles[d.header.Get(hdrType)] {
+	if h.handles != nil && !h.handles[d.header.Get(lxjs.TypeHeader)] {
 		h.succeeded(d, outcomeSkipped)
 		return
 	}
@@ -655,7 +640,7 @@ func (h *Handler) wait(d delivery, q *workQueue, delay time.Duration) bool {
 
 // run decodes the event and calls the handler, turning a panic into an error.
 func (h *Handler) run(d delivery) (err error) {
-	e, err := h.dec.decode(d.subject, d.position, d.time, d.header, d.msg.Data())
+	e, err := h.store.Decode(d.subject, d.position, d.time, d.header, d.msg.Data())
 	if err != nil {
 		return err
 	}
@@ -745,7 +730,7 @@ func (h *Handler) deadLetter(d delivery, cause error, reason Reason) {
 		_ = ignoreNotFound(h.dlq.stream.DeleteMsg(h.ctx, d.replay))
 	}
 	h.log.Warn("durable handler: event dead-lettered", "position", d.position, "subject", d.subject,
-		"type", d.header.Get(hdrType), "reason", string(reason), "deliveries", d.deliveries, "err", cause)
+		"type", d.header.Get(lxjs.TypeHeader), "reason", string(reason), "deliveries", d.deliveries, "err", cause)
 	if h.m != nil {
 		h.m.outcomes[outcomeDead].Inc()
 		h.m.dead[reason].Inc()
