@@ -1,6 +1,7 @@
 // Command lexigram runs a lexigram events node and its tools.
 //
 //	lexigram serve     start the node: NATS (embedded or external), the event store, /healthz and /metrics
+//	lexigram dlq       list, replay and discard the dead letters of durable event handlers
 //	lexigram bench     measure the store against the raw NATS calls it stands on
 //	lexigram version   print the version
 package main
@@ -19,7 +20,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), benchCommand(), benchServerCommand(), versionCommand())
+	root.AddCommand(serveCommand(), dlqCommand(), benchCommand(), benchServerCommand(), versionCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "lexigram:", err)
 		os.Exit(1)

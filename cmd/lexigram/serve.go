@@ -140,23 +140,10 @@ func openNode(ctx context.Context, cfg config.Config, log *slog.Logger) (n *node
 	if n.js, err = jetstream.New(n.nc); err != nil {
 		return nil, err
 	}
-	codec, err := platform.CodecByName(cfg.Store.Codec)
-	if err != nil {
+	if n.store, err = openStore(ctx, n.js, cfg, log); err != nil {
 		return nil, err
 	}
-	storage := jetstream.FileStorage
-	if cfg.Store.Storage == "memory" {
-		storage = jetstream.MemoryStorage
-	}
-	n.store, err = lxjs.New(ctx, n.js, lxjs.Options{
-		Stream: cfg.Store.Stream, SubjectPrefix: cfg.Store.SubjectPrefix, Replicas: cfg.Store.Replicas,
-		Storage: storage, MaxAge: cfg.Store.MaxAge, MaxBytes: max(cfg.Store.MaxBytes, 0),
-		DuplicateWindow: cfg.Store.DuplicateWindow, Codec: codec, Logger: log,
-		GroupCommit: lxjs.GroupCommit{Enabled: cfg.GroupCommit()},
-	})
-	if err != nil {
-		return nil, err
-	}
+	storage := storageOf(cfg)
 	if n.snapshots, err = kvsnapshot.NewSnapshotStore(ctx, n.js, kvsnapshot.SnapshotOptions{
 		Bucket: cfg.Snapshots.Bucket, Replicas: cfg.Store.Replicas, Storage: storage,
 	}); err != nil {
@@ -168,6 +155,27 @@ func openNode(ctx context.Context, cfg config.Config, log *slog.Logger) (n *node
 		return nil, err
 	}
 	return n, nil
+}
+
+// openStore opens the event store the configuration describes.
+func openStore(ctx context.Context, js jetstream.JetStream, cfg config.Config, log *slog.Logger) (*lxjs.EventStore, error) {
+	codec, err := platform.CodecByName(cfg.Store.Codec)
+	if err != nil {
+		return nil, err
+	}
+	return lxjs.New(ctx, js, lxjs.Options{
+		Stream: cfg.Store.Stream, SubjectPrefix: cfg.Store.SubjectPrefix, Replicas: cfg.Store.Replicas,
+		Storage: storageOf(cfg), MaxAge: cfg.Store.MaxAge, MaxBytes: max(cfg.Store.MaxBytes, 0),
+		DuplicateWindow: cfg.Store.DuplicateWindow, Codec: codec, Logger: log,
+		GroupCommit: lxjs.GroupCommit{Enabled: cfg.GroupCommit()},
+	})
+}
+
+func storageOf(cfg config.Config) jetstream.StorageType {
+	if cfg.Store.Storage == "memory" {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
 }
 
 func (n *node) close(log *slog.Logger) {
