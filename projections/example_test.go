@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"log/slog"
 	"sync"
 
 	"github.com/lexigram/events/platform"
@@ -37,7 +38,10 @@ func Example() {
 		return nil
 	})
 
-	m, err := projections.New(store, projections.Options{Checkpoints: platform.NewMemoryCheckpointStore()})
+	m, err := projections.New(store, projections.Options{
+		Checkpoints: platform.NewMemoryCheckpointStore(),
+		Logger:      slog.New(slog.DiscardHandler),
+	})
 	if err != nil {
 		log.Fatal(err)
 	}

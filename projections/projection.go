@@ -56,7 +56,8 @@ type Batch struct {
 	To   uint64 // the position to store with the events
 	// Events are the events of the projection's types with a position in
 	// (From, To], in order; empty when only the position moves (events of
-	// other types or holes).
+	// other types or holes). The slice is reused after ApplyBatch
+	// returns: keep the envelopes, not the slice.
 	Events []platform.Envelope
 }
 

@@ -255,7 +255,17 @@ type chunk struct {
 // it starts) until a pass comes back short, then a live marker, then
 // Subscribe. ReadAll passes give the catch-up an end even where the head
 // is a hole, which Subscribe alone cannot tell.
-func (m *Manager) read(ctx context.Context, after uint64, size int, out chan<- chunk) {
+func (m *Manager) read(ctx context.Context, after uint64, size int, out chan<- chunk, free <-chan []platform.Envelope) {
+	// Chunks the applier is done with come back through free: fewer
+	// allocations during a long catch-up.
+	newBuf := func() []platform.Envelope {
+		select {
+		case b := <-free:
+			return b[:0]
+		default:
+			return make([]platform.Envelope, 0, size)
+		}
+	}
 	send := func(c chunk) bool {
 		select {
 		case out <- c:
@@ -267,7 +277,7 @@ func (m *Manager) read(ctx context.Context, after uint64, size int, out chan<- c
 	pos := after
 	for {
 		n := 0
-		buf := make([]platform.Envelope, 0, size)
+		buf := newBuf()
 		for e, err := range m.src.ReadAll(ctx, pos) {
 			if err != nil {
 				send(chunk{err: err})
@@ -280,7 +290,7 @@ func (m *Manager) read(ctx context.Context, after uint64, size int, out chan<- c
 				if !send(chunk{events: buf}) {
 					return
 				}
-				buf = make([]platform.Envelope, 0, size)
+				buf = newBuf()
 			}
 		}
 		if len(buf) > 0 && !send(chunk{events: buf}) {
@@ -306,18 +316,31 @@ func (m *Manager) read(ctx context.Context, after uint64, size int, out chan<- c
 
 type reader struct {
 	ch     chan chunk
+	free   chan []platform.Envelope
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 func (m *Manager) startReader(ctx context.Context, after uint64, size int) *reader {
 	rctx, cancel := context.WithCancel(ctx)
-	r := &reader{ch: make(chan chunk, 4), cancel: cancel, done: make(chan struct{})}
+	r := &reader{ch: make(chan chunk, 4), free: make(chan []platform.Envelope, 8), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		m.read(rctx, after, size, r.ch)
+		m.read(rctx, after, size, r.ch, r.free)
 	}()
 	return r
+}
+
+// recycle hands a full-size chunk back to the reader once it is applied.
+func (r *reader) recycle(b []platform.Envelope, size int) {
+	if cap(b) != size {
+		return
+	}
+	clear(b) // let the events go
+	select {
+	case r.free <- b:
+	default:
+	}
 }
 
 func (r *reader) stop() {
@@ -423,7 +446,9 @@ func (f *follower) follow(ctx context.Context, after uint64) error {
 				break coalesce
 			}
 		}
-		if err := f.apply(ctx, batch); err != nil {
+		err := f.apply(ctx, batch)
+		r.recycle(batch, f.batch)
+		if err != nil {
 			if ctx.Err() != nil {
 				return f.finish()
 			}
@@ -716,6 +741,15 @@ type kvSink struct {
 	cp      platform.Checkpoint // as last saved
 	pos     uint64
 	unsaved int
+	// saving is the interval save in flight, if any: the next save or
+	// flush waits for it, so the applier does not wait for the KV round
+	// trip in between.
+	saving chan savedCheckpoint
+}
+
+type savedCheckpoint struct {
+	cp  platform.Checkpoint
+	err error
 }
 
 func (s *kvSink) load(ctx context.Context) (uint64, error) {
@@ -739,8 +773,41 @@ func (s *kvSink) apply(ctx context.Context, events []platform.Envelope, read int
 	s.pos = to
 	s.unsaved += read
 	if s.unsaved >= s.interval {
-		return s.flush(ctx)
+		return s.saveAsync(ctx)
 	}
+	return nil
+}
+
+// saveAsync starts saving the position once the previous save is done.
+// A failure (a conflict) is returned by the next save or flush.
+func (s *kvSink) saveAsync(ctx context.Context) error {
+	if err := s.await(); err != nil {
+		return err
+	}
+	if s.pos == s.cp.Position {
+		return nil
+	}
+	cp := s.cp
+	cp.Position = s.pos
+	done := make(chan savedCheckpoint, 1)
+	go func() {
+		saved, err := s.store.SaveCheckpoint(ctx, cp)
+		done <- savedCheckpoint{cp: saved, err: err}
+	}()
+	s.saving, s.unsaved = done, 0
+	return nil
+}
+
+func (s *kvSink) await() error {
+	if s.saving == nil {
+		return nil
+	}
+	r := <-s.saving
+	s.saving = nil
+	if r.err != nil {
+		return fmt.Errorf("save checkpoint %q: %w", s.name, r.err)
+	}
+	s.cp = r.cp
 	return nil
 }
 
@@ -757,6 +824,9 @@ func handle(ctx context.Context, h Handler, gen Generation, e *platform.Envelope
 }
 
 func (s *kvSink) flush(ctx context.Context) error {
+	if err := s.await(); err != nil {
+		return err
+	}
 	if s.pos == s.cp.Position {
 		return nil
 	}
