@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -312,27 +313,35 @@ func endSpan(span trace.Span, err error) {
 }
 
 // names caches prefix+type strings, so spans get their names without an
-// allocation per call.
+// allocation or a lock per call: readers load the map, writers replace it.
 type names struct {
 	prefix string
-	mu     sync.RWMutex
-	m      map[string]string
+	mu     sync.Mutex
+	m      atomic.Pointer[map[string]string]
 }
 
-func newNames(prefix string) *names { return &names{prefix: prefix, m: map[string]string{}} }
+func newNames(prefix string) *names {
+	n := &names{prefix: prefix}
+	n.m.Store(&map[string]string{})
+	return n
+}
 
 func (n *names) get(typ string) string {
-	n.mu.RLock()
-	s, ok := n.m[typ]
-	n.mu.RUnlock()
-	if ok {
+	if s, ok := (*n.m.Load())[typ]; ok {
 		return s
 	}
-	s = n.prefix + typ
+	s := n.prefix + typ
 	n.mu.Lock()
-	if len(n.m) < 10_000 { // types are few; the bound keeps a misuse from growing it forever
-		n.m[typ] = s
+	defer n.mu.Unlock()
+	old := *n.m.Load()
+	if len(old) >= 10_000 { // types are few; the bound keeps a misuse from growing it forever
+		return s
 	}
-	n.mu.Unlock()
+	m := make(map[string]string, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[typ] = s
+	n.m.Store(&m)
 	return s
 }

@@ -89,7 +89,8 @@ func NewRemote(nc *nats.Conn, opts RemoteOptions) (*Remote, error) {
 		return nil, platform.Errorf(platform.CodeInvalidArgument, "handlers.NewRemote: prefix %q is not a subject prefix: use tokens of letters, digits, '-' and '_' separated by dots", opts.Prefix)
 	}
 	base, cancel := context.WithCancel(context.Background())
-	return &Remote{nc: nc, opts: opts, base: base, cancel: cancel, served: map[string]any{}, propag: propagation.TraceContext{}}, nil
+	return &Remote{nc: nc, opts: opts, base: base, cancel: cancel, served: map[string]any{}, propag: propagation.TraceContext{},
+		subjects: subjectCache{cmd: newNames(opts.Prefix + ".cmd."), qry: newNames(opts.Prefix + ".qry.")}}, nil
 }
 
 // service starts the micro service on the first endpoint, so a process
@@ -145,31 +146,17 @@ func (r *Remote) Subject(kind Kind, typ string) string {
 	return r.opts.Prefix + "." + kindToken(kind) + "." + typ
 }
 
-// subjectCache keeps the subjects of the types sent, so a request does not
-// build its subject afresh.
+// subjectCache keeps the subjects of the types sent, so a request builds
+// no subject and takes no lock.
 type subjectCache struct {
-	mu sync.RWMutex
-	m  map[[2]string]string
+	cmd, qry *names
 }
 
-func (c *subjectCache) get(kind Kind, typ string, build func(Kind, string) string) string {
-	k := [2]string{string(kind), typ}
-	c.mu.RLock()
-	s, ok := c.m[k]
-	c.mu.RUnlock()
-	if ok {
-		return s
+func (c *subjectCache) get(kind Kind, typ string) string {
+	if kind == KindQuery {
+		return c.qry.get(typ)
 	}
-	s = build(kind, typ)
-	c.mu.Lock()
-	if c.m == nil {
-		c.m = map[[2]string]string{}
-	}
-	if len(c.m) < 10_000 {
-		c.m[k] = s
-	}
-	c.mu.Unlock()
-	return s
+	return c.cmd.get(typ)
 }
 
 func kindToken(k Kind) string {
@@ -233,7 +220,7 @@ func (r *Remote) request(ctx context.Context, kind Kind, msg Message, codec plat
 		defer cancel()
 	}
 	dl, _ := ctx.Deadline()
-	subject := r.subjects.get(kind, msg.Type, r.Subject)
+	subject := r.subjects.get(kind, msg.Type)
 	// Headers cost time on both sides: send only what the other side
 	// cannot infer (the type is in the subject, msgpack is the default,
 	// the correlation ID is usually the message's own ID). One array backs

@@ -127,6 +127,8 @@ func headerText(s string) string {
 // wireResult is a CommandResult on the wire. Events carry their encoded
 // bodies; the caller decodes them with its registry.
 type wireResult struct {
+	//lint:ignore U1000 msgpack reads the tag: fields by position, faster than by name
+	_msgpack  struct{}          `msgpack:",as_array"`
 	Aggregate platform.StreamID `msgpack:"a" json:"aggregate"`
 	Version   uint64            `msgpack:"v" json:"version"`
 	Position  uint64            `msgpack:"p" json:"position"`
@@ -135,6 +137,8 @@ type wireResult struct {
 }
 
 type wireEvent struct {
+	//lint:ignore U1000 msgpack reads the tag
+	_msgpack      struct{}          `msgpack:",as_array"`
 	ID            string            `msgpack:"i" json:"id"`
 	Type          string            `msgpack:"t" json:"type"`
 	SchemaVersion int               `msgpack:"s" json:"schema_version"`
@@ -148,7 +152,12 @@ type wireEvent struct {
 	Data          []byte            `msgpack:"d" json:"data"`
 }
 
+// encodeResult encodes a CommandResult for the caller; a command that
+// changed nothing gets an empty body.
 func encodeResult(c platform.Codec, res CommandResult) ([]byte, error) {
+	if len(res.Changes) == 0 && len(res.Events) == 0 && res.Aggregate == (platform.StreamID{}) && res.Version == 0 && res.Position == 0 {
+		return nil, nil
+	}
 	w := wireResult{Aggregate: res.Aggregate, Version: res.Version, Position: res.Position, Changes: res.Changes}
 	if len(res.Events) > 0 {
 		w.Events = make([]wireEvent, len(res.Events))
@@ -167,6 +176,9 @@ func encodeResult(c platform.Codec, res CommandResult) ([]byte, error) {
 // decodeResult decodes a remote CommandResult. An event whose type this
 // process has not registered keeps a nil Event; its other fields are set.
 func decodeResult(c platform.Codec, reg *platform.Registry, data []byte) (CommandResult, error) {
+	if len(data) == 0 {
+		return CommandResult{}, nil
+	}
 	var w wireResult
 	if err := c.Unmarshal(data, &w); err != nil {
 		return CommandResult{}, err
