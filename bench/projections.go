@@ -165,8 +165,14 @@ func postgresURL() string {
 	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 }
 
-const upsertBalance = `INSERT INTO balances (account, deposits, balance) VALUES ($1, 1, $2)
-	ON CONFLICT (account) DO UPDATE SET deposits = balances.deposits + 1, balance = balances.balance + excluded.balance`
+// upsertInto is the figure's statement on a table.
+func upsertInto(table string) string {
+	return "INSERT INTO " + table + ` AS b (account, deposits, balance) VALUES ($1, 1, $2)
+	ON CONFLICT (account) DO UPDATE SET deposits = b.deposits + 1, balance = b.balance + excluded.balance`
+}
+
+// upsertBalance is the model's: the search_path names the generation.
+var upsertBalance = upsertInto("balances")
 
 // balances is the postgres figure's read model: one upsert per deposit.
 type balances struct{}
@@ -267,17 +273,16 @@ func (r *runner) projectionPostgres(ctx context.Context, e *env) ([]Figure, erro
 				return 0, err
 			}
 		}
+		// The same statement on a qualified table: no search_path to set.
+		rawUpsert := upsertInto(s + ".balances")
 		t := time.Now()
 		for i := 0; i < len(deposits); i += batch {
 			tx, err := conn.Begin(ctx)
 			if err != nil {
 				return 0, err
 			}
-			if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", s); err != nil {
-				return 0, err
-			}
 			for _, d := range deposits[i:min(i+batch, len(deposits))] {
-				if _, err := tx.Exec(ctx, upsertBalance, d.Account, d.Amount); err != nil {
+				if _, err := tx.Exec(ctx, rawUpsert, d.Account, d.Amount); err != nil {
 					_ = tx.Rollback(ctx)
 					return 0, err
 				}
