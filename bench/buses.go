@@ -224,7 +224,7 @@ func (r *runner) busRemote(ctx context.Context, e *env) ([]Figure, error) {
 	}
 	o50 := slices.Sorted(slices.Values(slices.Concat(oursS...)))
 	w50 := slices.Sorted(slices.Values(slices.Concat(rawS...)))
-	note := fmt.Sprintf("one client, sequential commands over %s between two connections, default middleware on both sides, no-op handler; raw: nc.Request to a plain subscription replying, %d-byte request, %d-byte reply; %d ours and %d raw samples pooled from %d alternating rounds of %.1fs per side; lower is better",
+	note := fmt.Sprintf("one client, sequential commands over %s between two connections, the default middleware in the serving process (the sending bus only encodes and sends), no-op handler; raw: nc.Request to a plain subscription replying, %d-byte request, %d-byte reply; %d ours and %d raw samples pooled from %d alternating rounds of %.1fs per side; lower is better",
 		transport(r), len(body), len(reply), len(o50), len(w50), r.plan.rounds, r.plan.latencyPhase.Seconds())
 	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 	return []Figure{
