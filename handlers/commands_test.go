@@ -238,7 +238,7 @@ func TestRetryReloadsAfterConflict(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	ctx := ctxT(t)
-	a := newApp(t, handlers.Options{Timeout: 200 * time.Millisecond})
+	a := newApp(t, handlers.Options{HandlerTimeout: 200 * time.Millisecond})
 	start := time.Now()
 	_, err := a.buses.Commands.Dispatch(ctx, Sleep{For: 10 * time.Second})
 	if !errors.Is(err, platform.ErrHandlerTimeout) || !errors.Is(err, platform.ErrCommandExecution) {

@@ -31,7 +31,7 @@ type Options struct {
 	TracerProvider trace.TracerProvider // nil: the global provider (otel.SetTracerProvider); none installed, no spans
 	Retry          RetryOptions
 	Breaker        *CircuitBreaker // nil: a breaker with default settings for this bus
-	Timeout        time.Duration   // per handler call; 0: none (the caller's context still bounds it)
+	HandlerTimeout time.Duration   // bounds each handler call (platform.ErrHandlerTimeout past it); 0: none, the caller's context still bounds it
 }
 
 func (o *Options) defaults() {
@@ -76,5 +76,5 @@ func DefaultMiddleware(o Options) []Middleware {
 	if o.Metrics != nil {
 		mw = append(mw, o.Metrics.Middleware())
 	}
-	return append(mw, Retry(o.Retry), o.Breaker.Middleware(), Transaction(), Timeout(o.Timeout), Recovery(o.Logger))
+	return append(mw, Retry(o.Retry), o.Breaker.Middleware(), Transaction(), Timeout(o.HandlerTimeout), Recovery(o.Logger))
 }
