@@ -136,7 +136,7 @@ func openDLQ(ctx context.Context, configPath, natsURL string) (*durable.DLQ, fun
 		nc.Close()
 		return nil, nil, err
 	}
-	q, err := durable.OpenDLQ(ctx, js, store, durable.DLQOptions{Replicas: cfg.Store.Replicas})
+	q, err := durable.OpenDLQ(ctx, js, store, durable.DLQOptions{Replicas: cfg.Store.Replicas, Storage: storageOf(cfg)})
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

@@ -22,6 +22,7 @@ import (
 
 	"github.com/lexigram/events/config"
 	"github.com/lexigram/events/embedded"
+	"github.com/lexigram/events/handlers/durable"
 	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/kvsnapshot"
 	"github.com/lexigram/events/platform"
@@ -72,7 +73,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStreamCollector(n.store, n.nc))
+		newStreamCollector(n.store, n.nc), newConsumerCollector(n.stream, n.dlq))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", n.healthz)
@@ -109,6 +110,8 @@ type node struct {
 	store       *lxjs.EventStore
 	snapshots   *kvsnapshot.SnapshotStore
 	checkpoints *kvsnapshot.CheckpointStore
+	dlq         *durable.DLQ
+	stream      jetstream.Stream
 }
 
 func openNode(ctx context.Context, cfg config.Config, log *slog.Logger) (n *node, err error) {
@@ -144,6 +147,12 @@ func openNode(ctx context.Context, cfg config.Config, log *slog.Logger) (n *node
 		return nil, err
 	}
 	storage := storageOf(cfg)
+	if n.stream, err = n.js.Stream(ctx, n.store.StreamName()); err != nil {
+		return nil, err
+	}
+	if n.dlq, err = durable.OpenDLQ(ctx, n.js, n.store, durable.DLQOptions{Replicas: cfg.Store.Replicas, Storage: storage}); err != nil {
+		return nil, err
+	}
 	if n.snapshots, err = kvsnapshot.NewSnapshotStore(ctx, n.js, kvsnapshot.SnapshotOptions{
 		Bucket: cfg.Snapshots.Bucket, Replicas: cfg.Store.Replicas, Storage: storage,
 	}); err != nil {
