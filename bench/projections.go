@@ -259,7 +259,7 @@ func (r *runner) projectionPostgres(ctx context.Context, e *env) ([]Figure, erro
 		}
 		// Create the generation's table outside the timing, as the raw
 		// side does.
-		if err := p.Prepare(ctx, 1); err == nil {
+		if err = p.Prepare(ctx, 1); err == nil {
 			err = p.Activate(ctx, 1)
 		}
 		if err != nil {
