@@ -3,7 +3,9 @@ package config
 import (
 	"time"
 
+	"github.com/lexigram/events/handlers"
 	"github.com/lexigram/events/platform"
+	"github.com/lexigram/events/projections"
 )
 
 // Config is the whole configuration of a lexigram process. Build it with
@@ -14,9 +16,11 @@ import (
 type Config struct {
 	NATS      NATS      `koanf:"nats"`
 	Store     Store     `koanf:"store"`
-	Snapshots Snapshots `koanf:"snapshots"`
-	Logging   Logging   `koanf:"logging"`
-	HTTP      HTTP      `koanf:"http"`
+	Snapshots   Snapshots   `koanf:"snapshots"`
+	Events      Events      `koanf:"events"`
+	Projections Projections `koanf:"projections"`
+	Logging     Logging     `koanf:"logging"`
+	HTTP        HTTP        `koanf:"http"`
 }
 
 // NATS says how to reach NATS: an external server (URLs set) or a server
@@ -119,6 +123,67 @@ type Snapshots struct {
 	CheckpointBucket string `koanf:"checkpoint_bucket"`
 }
 
+// Events configures the in-process event bus (the seed's event bus
+// settings); see handlers.EventOptions.
+type Events struct {
+	// MaxConcurrentHandlers bounds the handlers running at once across
+	// the bus. Default 16.
+	MaxConcurrentHandlers int `koanf:"max_concurrent_handlers"`
+	// HandlerTimeout bounds each handler call. Default 30s; 0 means none.
+	HandlerTimeout time.Duration `koanf:"handler_timeout"`
+	// ParallelDispatch runs an event's handlers at the same time. Default
+	// true; false runs them one after another in registration order.
+	ParallelDispatch bool `koanf:"parallel_dispatch"`
+	// ContinueOnError lets an event's other handlers run when one fails.
+	// Default true.
+	ContinueOnError bool `koanf:"continue_on_error"`
+}
+
+// Options are the event bus options these settings describe; the caller
+// adds the registry, logger, metrics and the rest.
+func (e Events) Options() handlers.EventOptions {
+	timeout := e.HandlerTimeout
+	if timeout == 0 {
+		timeout = -1 // the file's 0 is "none"; the bus's 0 is "the default"
+	}
+	return handlers.EventOptions{
+		MaxConcurrentHandlers: e.MaxConcurrentHandlers,
+		HandlerTimeout:        timeout,
+		Sequential:            !e.ParallelDispatch,
+		StopOnError:           !e.ContinueOnError,
+	}
+}
+
+// Projections configures the projection manager (the seed's projection
+// settings); see projections.Options.
+type Projections struct {
+	// CheckpointInterval is how many events a projection reads between
+	// two checkpoint saves. Default 1000.
+	CheckpointInterval int `koanf:"checkpoint_interval"`
+	// BatchSize is the most events applied in one step (one transaction
+	// of a PostgreSQL read model). Default 100.
+	BatchSize int `koanf:"batch_size"`
+	// RebuildBatchSize is BatchSize during a rebuild. Default 1000.
+	RebuildBatchSize int `koanf:"rebuild_batch_size"`
+	// EnableParallelProjections runs projections side by side. Default
+	// true; false applies one batch at a time across all of them.
+	EnableParallelProjections bool `koanf:"enable_parallel_projections"`
+	// LeaseTTL is how long another process waits after the active one's
+	// last renewal before it takes a projection over. Default 5s.
+	LeaseTTL time.Duration `koanf:"lease_ttl"`
+}
+
+// Options are the projection manager options these settings describe;
+// the caller adds the checkpoint store, the leases and the logger.
+func (p Projections) Options() projections.Options {
+	return projections.Options{
+		CheckpointInterval: p.CheckpointInterval,
+		BatchSize:          p.BatchSize,
+		RebuildBatchSize:   p.RebuildBatchSize,
+		Sequential:         !p.EnableParallelProjections,
+	}
+}
+
 // Logging configures the process's slog logger.
 type Logging struct {
 	// Level is "debug", "info" (the default), "warn" or "error", in any
@@ -160,6 +225,19 @@ func Default() Config {
 			Bucket:           "lexigram_snapshots",
 			EveryEvents:      100,
 			CheckpointBucket: "lexigram_checkpoints",
+		},
+		Events: Events{
+			MaxConcurrentHandlers: 16,
+			HandlerTimeout:        30 * time.Second,
+			ParallelDispatch:      true,
+			ContinueOnError:       true,
+		},
+		Projections: Projections{
+			CheckpointInterval:        1000,
+			BatchSize:                 100,
+			RebuildBatchSize:          1000,
+			EnableParallelProjections: true,
+			LeaseTTL:                  5 * time.Second,
 		},
 		Logging: Logging{Level: "info", Format: "text"},
 		HTTP:    HTTP{Addr: "127.0.0.1:8080"},

@@ -461,3 +461,28 @@ func TestGroupCommit(t *testing.T) {
 		t.Fatalf("Validate with group_commit \"yes\" = %v, want a FieldError on store.group_commit", err)
 	}
 }
+
+func TestEventsAndProjectionsOptions(t *testing.T) {
+	e := Default().Events.Options()
+	if e.MaxConcurrentHandlers != 16 || e.HandlerTimeout != 30*time.Second || e.Sequential || e.StopOnError {
+		t.Errorf("default event bus options %+v", e)
+	}
+	if e := (Events{MaxConcurrentHandlers: 2}).Options(); e.HandlerTimeout >= 0 || !e.Sequential || !e.StopOnError {
+		t.Errorf("handler_timeout 0 must mean none, parallel_dispatch and continue_on_error false must mean Sequential and StopOnError: %+v", e)
+	}
+	p := Default().Projections.Options()
+	if p.CheckpointInterval != 1000 || p.BatchSize != 100 || p.RebuildBatchSize != 1000 || p.Sequential {
+		t.Errorf("default projection options %+v", p)
+	}
+
+	bad := Default()
+	bad.Events.MaxConcurrentHandlers = 0
+	bad.Projections.BatchSize = -1
+	bad.Projections.LeaseTTL = 100 * time.Millisecond
+	err := bad.Validate()
+	for _, field := range []string{"events.max_concurrent_handlers", "projections.batch_size", "projections.lease_ttl"} {
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("Validate = %v, want a problem with %s", err, field)
+		}
+	}
+}

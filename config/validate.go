@@ -47,6 +47,8 @@ func (c Config) Validate() error {
 	c.NATS.validate(&p)
 	c.Store.validate(&p)
 	c.Snapshots.validate(&p)
+	c.Events.validate(&p)
+	c.Projections.validate(&p)
 	c.Logging.validate(&p)
 	c.HTTP.validate(&p)
 	return errors.Join(p...)
@@ -188,6 +190,29 @@ func (s Snapshots) validate(p *problems) {
 	}
 	if s.Interval < 0 {
 		p.add("snapshots.interval", quoteDuration(s.Interval), "is negative: use 0 to disable time-based snapshots")
+	}
+}
+
+func (e Events) validate(p *problems) {
+	if e.MaxConcurrentHandlers < 1 {
+		p.add("events.max_concurrent_handlers", strconv.Itoa(e.MaxConcurrentHandlers), "must be at least 1: use e.g. 16")
+	}
+	if e.HandlerTimeout < 0 {
+		p.add("events.handler_timeout", quoteDuration(e.HandlerTimeout), `is negative: use e.g. "30s", or 0 for none`)
+	}
+}
+
+func (pr Projections) validate(p *problems) {
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"projections.checkpoint_interval", pr.CheckpointInterval}, {"projections.batch_size", pr.BatchSize}, {"projections.rebuild_batch_size", pr.RebuildBatchSize}} {
+		if f.v < 1 {
+			p.add(f.key, strconv.Itoa(f.v), "must be at least 1: use e.g. 1000")
+		}
+	}
+	if pr.LeaseTTL < time.Second {
+		p.add("projections.lease_ttl", quoteDuration(pr.LeaseTTL), `is under 1s: use e.g. "5s"`)
 	}
 }
 
