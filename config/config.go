@@ -14,8 +14,8 @@ import (
 // The koanf tags are the keys users write in the YAML file; the environment
 // variable for each is derived from them, see the package documentation.
 type Config struct {
-	NATS      NATS      `koanf:"nats"`
-	Store     Store     `koanf:"store"`
+	NATS        NATS        `koanf:"nats"`
+	Store       Store       `koanf:"store"`
 	Snapshots   Snapshots   `koanf:"snapshots"`
 	Events      Events      `koanf:"events"`
 	Projections Projections `koanf:"projections"`
