@@ -5,6 +5,9 @@ import (
 	"testing"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lexigram/events/embedded/embeddedtest"
 	"github.com/lexigram/events/handlers"
@@ -27,12 +30,12 @@ func TestJetStreamStoreFeedsEventHandlersInAnotherProcess(t *testing.T) {
 		must(t, err)
 		return s
 	}
-	rec := &recorder{}
+	tr := newTracing(t)
 
 	// Process 1 handles commands.
 	commandStore := store()
 	orders := platform.NewRepository(commandStore, func() *Order { return &Order{} }, platform.RepositoryOptions{})
-	cmds := handlers.NewCommandBus(handlers.Options{Registry: reg, Logger: quiet(), Remote: newRemote(t, embeddedtest.Conn(t, srv)), TracerProvider: rec})
+	cmds := handlers.NewCommandBus(handlers.Options{Registry: reg, Logger: quiet(), Remote: newRemote(t, embeddedtest.Conn(t, srv)), TracerProvider: tr.tp})
 	must(t, handlers.HandleCommand(cmds, func(ctx context.Context, c PlaceOrder) error {
 		o := &Order{}
 		o.SetID(c.OrderID)
@@ -41,7 +44,7 @@ func TestJetStreamStoreFeedsEventHandlersInAnotherProcess(t *testing.T) {
 	}))
 
 	// Process 2 handles events, fed by its own view of the stream.
-	events := handlers.NewEventBus(handlers.EventOptions{Registry: reg, Logger: quiet(), TracerProvider: rec})
+	events := handlers.NewEventBus(handlers.EventOptions{Registry: reg, Logger: quiet(), TracerProvider: tr.tp})
 	got := make(chan platform.Envelope, 1)
 	must(t, handlers.Subscribe(events, "test.order-placed", "mailer", func(_ context.Context, e platform.Envelope) error { got <- e; return nil }))
 	runCtx, cancel := context.WithCancel(ctx)
@@ -51,8 +54,8 @@ func TestJetStreamStoreFeedsEventHandlersInAnotherProcess(t *testing.T) {
 	t.Cleanup(func() { cancel(); must(t, <-done) })
 
 	// Process 3 sends.
-	sender := client(t, embeddedtest.Conn(t, srv), rec)
-	reqCtx, root := rec.Tracer("test").Start(ctx, "request")
+	sender := client(t, embeddedtest.Conn(t, srv), tr.tp)
+	reqCtx, root := tr.tp.Tracer("test").Start(ctx, "request")
 	res, err := sender.Commands.Dispatch(platform.WithCorrelationID(reqCtx, "corr-js"), PlaceOrder{OrderID: "o-1", Customer: "ada", CmdID: "cmd-js"})
 	must(t, err)
 	root.End()
@@ -64,8 +67,33 @@ func TestJetStreamStoreFeedsEventHandlersInAnotherProcess(t *testing.T) {
 		t.Errorf("delivered %+v; result %+v", e, res.Events[0])
 	}
 	must(t, events.WaitFor(ctx, res.Position))
-	eventually(t, "the event handler's span", func() bool { return rec.find("handle event test.order-placed") != nil })
-	if h := rec.find("handle event test.order-placed"); h.sc.TraceID() != root.SpanContext().TraceID() {
-		t.Error("the event handler's span is not in the command's trace")
+	var handle, dispatch tracetest.SpanStub
+	eventually(t, "the event handler's span", func() bool {
+		var ok bool
+		handle, ok = tr.span("handle event test.order-placed")
+		return ok
+	})
+	dispatch, ok := tr.span("dispatch event test.order-placed")
+	if !ok {
+		t.Fatalf("spans %q: no dispatch event span", tr.names())
 	}
+	command, ok := tr.span("handle command test.place-order")
+	if !ok {
+		t.Fatalf("spans %q: no handle command span", tr.names())
+	}
+	// The trace reaches process 2 through the stored event's metadata:
+	// the dispatch's parent is process 1's command span, a remote parent.
+	if id := root.SpanContext().TraceID(); handle.SpanContext.TraceID() != id || dispatch.SpanContext.TraceID() != id || command.SpanContext.TraceID() != id {
+		t.Errorf("traces: command %s, dispatch %s, handle %s; want all in the request's %s",
+			command.SpanContext.TraceID(), dispatch.SpanContext.TraceID(), handle.SpanContext.TraceID(), id)
+	}
+	if dispatch.Parent.SpanID() != command.SpanContext.SpanID() || !dispatch.Parent.IsRemote() {
+		t.Errorf("the event dispatch's parent is %s (remote %t), want the command's span %s, remote",
+			dispatch.Parent.SpanID(), dispatch.Parent.IsRemote(), command.SpanContext.SpanID())
+	}
+	if handle.Parent.SpanID() != dispatch.SpanContext.SpanID() {
+		t.Errorf("the event handler's parent is %s, want the dispatch span %s", handle.Parent.SpanID(), dispatch.SpanContext.SpanID())
+	}
+	checkSpan(t, dispatch, trace.SpanKindConsumer, attribute.String("lexigram.type", "test.order-placed"), attribute.Int64("lexigram.position", int64(res.Position)))
+	checkSpan(t, handle, trace.SpanKindConsumer, attribute.String("lexigram.handler", "mailer"), attribute.String("lexigram.correlation_id", "corr-js"))
 }

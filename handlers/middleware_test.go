@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lexigram/events/handlers"
 )
@@ -16,18 +18,25 @@ func TestTracingFollowsTheGlobalProvider(t *testing.T) {
 	a := newApp(t, handlers.Options{}) // no provider given: the global one
 	_, err := a.buses.Commands.Dispatch(ctx, PlaceOrder{OrderID: "o-1"})
 	must(t, err)
-	rec := &recorder{}
+	tr := newTracing(t)
 	prev := otel.GetTracerProvider()
-	otel.SetTracerProvider(rec)
+	otel.SetTracerProvider(tr.tp)
 	t.Cleanup(func() { otel.SetTracerProvider(prev) })
 	_, err = a.buses.Commands.Dispatch(ctx, AddItem{OrderID: "o-1", SKU: "pen"})
 	must(t, err)
-	d, h := rec.find("dispatch command test.add-item"), rec.find("handle command test.add-item")
-	if d == nil || h == nil || h.parent.SpanID() != d.sc.SpanID() {
-		t.Fatalf("spans after otel.SetTracerProvider: dispatch %+v, handle %+v", d, h)
+	d, okD := tr.span("dispatch command test.add-item")
+	h, okH := tr.span("handle command test.add-item")
+	if !okD || !okH {
+		t.Fatalf("spans after otel.SetTracerProvider: %q, want one dispatch and one handle span of test.add-item", tr.names())
 	}
-	if rec.find("dispatch command test.place-order") != nil {
-		t.Error("a span was recorded before any provider was installed")
+	if h.Parent.SpanID() != d.SpanContext.SpanID() || h.SpanContext.TraceID() != d.SpanContext.TraceID() {
+		t.Errorf("the handle span's parent is %s in trace %s, want the dispatch span %s in trace %s",
+			h.Parent.SpanID(), h.Parent.TraceID(), d.SpanContext.SpanID(), d.SpanContext.TraceID())
+	}
+	checkSpan(t, d, trace.SpanKindClient, attribute.String("lexigram.kind", "command"), attribute.String("lexigram.type", "test.add-item"))
+	checkSpan(t, h, trace.SpanKindServer, attribute.String("lexigram.kind", "command"), attribute.String("lexigram.type", "test.add-item"))
+	if n := len(tr.exp.GetSpans()); n != 2 {
+		t.Errorf("%d spans %q, want 2: none before any provider was installed", n, tr.names())
 	}
 }
 

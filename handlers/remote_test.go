@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lexigram/events/embedded/embeddedtest"
@@ -269,47 +271,58 @@ func TestCorrelationFollowsAcrossProcesses(t *testing.T) {
 
 func TestTraceContextAcrossProcesses(t *testing.T) {
 	ctx := ctxT(t)
-	rec := &recorder{}
+	tr := newTracing(t)
 	srv := embeddedtest.Server(t)
-	server := newApp(t, handlers.Options{Remote: newRemote(t, embeddedtest.Conn(t, srv)), TracerProvider: rec})
+	server := newApp(t, handlers.Options{Remote: newRemote(t, embeddedtest.Conn(t, srv)), TracerProvider: tr.tp})
 	handled := make(chan struct{}, 1)
 	must(t, handlers.HandleEvent(server.buses.Events, "mailer", func(context.Context, OrderPlaced) error { handled <- struct{}{}; return nil }))
 	server.run(t)
-	c := client(t, embeddedtest.Conn(t, srv), rec)
+	c := client(t, embeddedtest.Conn(t, srv), tr.tp)
 
-	ctx, root := rec.Tracer("test").Start(ctx, "request")
-	_, err := c.Commands.Dispatch(ctx, PlaceOrder{OrderID: "o-1"})
+	ctx, root := tr.tp.Tracer("test").Start(ctx, "request")
+	res, err := c.Commands.Dispatch(platform.WithCorrelationID(ctx, "corr-t"), PlaceOrder{OrderID: "o-1", CmdID: "cmd-t"})
 	must(t, err)
 	root.End()
 	<-handled
 	want := []string{"request", "dispatch command test.place-order", "handle command test.place-order", "dispatch event test.order-placed", "handle event test.order-placed"}
+	spans := make([]tracetest.SpanStub, len(want))
 	eventually(t, "every span to end", func() bool {
-		for _, w := range want {
-			if rec.find(w) == nil {
+		for i, w := range want {
+			var ok bool
+			if spans[i], ok = tr.span(w); !ok {
 				return false
 			}
 		}
 		return true
 	})
 	traceID := root.SpanContext().TraceID()
-	for _, w := range want {
-		if s := rec.find(w); s == nil || s.sc.TraceID() != traceID {
-			t.Fatalf("span %q: %+v, want one in trace %s", w, s, traceID)
+	for _, s := range spans {
+		if s.SpanContext.TraceID() != traceID {
+			t.Fatalf("span %q is in trace %s, want %s", s.Name, s.SpanContext.TraceID(), traceID)
 		}
 	}
 	// Each step is the child of the one before.
-	for i := 1; i < len(want); i++ {
-		parent, child := rec.find(want[i-1]), rec.find(want[i])
-		if child.parent.SpanID() != parent.sc.SpanID() {
-			t.Errorf("%q's parent is %s, want %q (%s)", want[i], child.parent.SpanID(), want[i-1], parent.sc.SpanID())
+	for i := 1; i < len(spans); i++ {
+		parent, child := spans[i-1], spans[i]
+		if child.Parent.SpanID() != parent.SpanContext.SpanID() {
+			t.Errorf("%q's parent is %s, want %q (%s)", child.Name, child.Parent.SpanID(), parent.Name, parent.SpanContext.SpanID())
 		}
 	}
-	// The hops between processes go through NATS headers and the stored event.
-	for _, w := range []string{"handle command test.place-order", "dispatch event test.order-placed"} {
-		if !rec.find(w).parent.IsRemote() {
-			t.Errorf("%q's parent is not a remote span context", w)
+	// The hops between processes go through NATS headers and the stored
+	// event; within a process the parent is the local span.
+	for i, remote := range []bool{false, false, true, true, false} {
+		if got := spans[i].Parent.IsRemote(); got != remote {
+			t.Errorf("%q's parent is remote: %t, want %t", spans[i].Name, got, remote)
 		}
 	}
+	cmd := []attribute.KeyValue{attribute.String("lexigram.kind", "command"), attribute.String("lexigram.type", "test.place-order"),
+		attribute.String("lexigram.id", "cmd-t"), attribute.String("lexigram.correlation_id", "corr-t")}
+	checkSpan(t, spans[1], trace.SpanKindClient, cmd...)
+	checkSpan(t, spans[2], trace.SpanKindServer, cmd...)
+	checkSpan(t, spans[3], trace.SpanKindConsumer, attribute.String("lexigram.kind", "event"), attribute.String("lexigram.type", "test.order-placed"),
+		attribute.String("lexigram.id", res.Events[0].ID), attribute.Int64("lexigram.position", int64(res.Position)), attribute.Int("lexigram.handlers", 1))
+	checkSpan(t, spans[4], trace.SpanKindConsumer, attribute.String("lexigram.kind", "event"), attribute.String("lexigram.type", "test.order-placed"),
+		attribute.String("lexigram.id", res.Events[0].ID), attribute.String("lexigram.correlation_id", "corr-t"), attribute.String("lexigram.handler", "mailer"))
 }
 
 func TestRemoteWorkersAndJSONCodec(t *testing.T) {

@@ -2,72 +2,66 @@ package handlers_test
 
 import (
 	"context"
-	"crypto/rand"
-	"sync"
+	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/embedded"
-	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// recorder is a TracerProvider that keeps the spans that ended. The
-// OpenTelemetry SDK's tracetest exporter would do, but the SDK needs
-// github.com/google/uuid, which go.mod and go.sum do not have.
-type recorder struct {
-	embedded.TracerProvider
-	mu    sync.Mutex
-	spans []*recSpan
+// tracing is the OpenTelemetry SDK with an in-memory exporter: spans are
+// exported, synchronously, when they end.
+type tracing struct {
+	tp  *sdktrace.TracerProvider
+	exp *tracetest.InMemoryExporter
 }
 
-type recTracer struct {
-	embedded.Tracer
-	r *recorder
+func newTracing(t *testing.T) *tracing {
+	t.Helper()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return &tracing{tp: tp, exp: exp}
 }
 
-type recSpan struct {
-	noop.Span
-	r      *recorder
-	name   string
-	sc     trace.SpanContext
-	parent trace.SpanContext
-	kind   trace.SpanKind
-	err    error
-}
-
-func (r *recorder) Tracer(string, ...trace.TracerOption) trace.Tracer { return recTracer{r: r} }
-
-func (t recTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
-	cfg := trace.NewSpanStartConfig(opts...)
-	parent := trace.SpanContextFromContext(ctx)
-	var tid trace.TraceID
-	var sid trace.SpanID
-	_, _ = rand.Read(sid[:])
-	if parent.IsValid() {
-		tid = parent.TraceID()
-	} else {
-		_, _ = rand.Read(tid[:])
-	}
-	s := &recSpan{r: t.r, name: name, parent: parent, kind: cfg.SpanKind(),
-		sc: trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})}
-	return trace.ContextWithSpan(ctx, s), s
-}
-
-func (s *recSpan) SpanContext() trace.SpanContext                { return s.sc }
-func (s *recSpan) IsRecording() bool                             { return true }
-func (s *recSpan) RecordError(err error, _ ...trace.EventOption) { s.err = err }
-func (s *recSpan) End(...trace.SpanEndOption) {
-	s.r.mu.Lock()
-	s.r.spans = append(s.r.spans, s)
-	s.r.mu.Unlock()
-}
-
-func (r *recorder) find(name string) *recSpan {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, s := range r.spans {
-		if s.name == name {
-			return s
+// span returns the ended span of name; more than one is an error, as each
+// test names the span it means.
+func (tr *tracing) span(name string) (tracetest.SpanStub, bool) {
+	var found []tracetest.SpanStub
+	for _, s := range tr.exp.GetSpans() {
+		if s.Name == name {
+			found = append(found, s)
 		}
 	}
-	return nil
+	if len(found) != 1 {
+		return tracetest.SpanStub{}, false
+	}
+	return found[0], true
+}
+
+// names lists the ended spans, for failure messages.
+func (tr *tracing) names() []string {
+	var out []string
+	for _, s := range tr.exp.GetSpans() {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// checkSpan fails t unless s has the kind and carries every attribute in want.
+func checkSpan(t *testing.T, s tracetest.SpanStub, kind trace.SpanKind, want ...attribute.KeyValue) {
+	t.Helper()
+	if s.SpanKind != kind {
+		t.Errorf("span %q is a %s span, want %s", s.Name, s.SpanKind, kind)
+	}
+	have := map[attribute.Key]attribute.Value{}
+	for _, kv := range s.Attributes {
+		have[kv.Key] = kv.Value
+	}
+	for _, kv := range want {
+		if v, ok := have[kv.Key]; !ok || v.Type() != kv.Value.Type() || v.String() != kv.Value.String() {
+			t.Errorf("span %q: attribute %s = %s, want %s", s.Name, kv.Key, v.String(), kv.Value.String())
+		}
+	}
 }

@@ -2,7 +2,6 @@ package durable_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,11 +14,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-	otelembedded "go.opentelemetry.io/otel/trace/embedded"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/lexigram/events/embedded"
 	"github.com/lexigram/events/embedded/embeddedtest"
@@ -568,78 +568,76 @@ func TestMetrics(t *testing.T) {
 	e.append("o3", orderPlaced{N: 0})  // ok
 	e.append("o4", orderPlaced{N: 2})  // blocks: ack pending
 	e.append("o5", orderPlaced{N: 0})  // behind it: pending
-	value := func(name string, labels ...string) float64 {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() != name {
-				continue
-			}
-		next:
-			for _, mt := range mf.GetMetric() {
-				have := map[string]string{}
-				for _, l := range mt.GetLabel() {
-					have[l.GetName()] = l.GetValue()
-				}
-				for i := 0; i < len(labels); i += 2 {
-					if have[labels[i]] != labels[i+1] {
-						continue next
-					}
-				}
-				if c := mt.GetCounter(); c != nil {
-					return c.GetValue()
-				}
-				return mt.GetGauge().GetValue()
-			}
-		}
-		return -1
-	}
-	// o4 blocks with o5 behind it, and everything before is settled.
-	eventually(t, "the blocked event", func() bool {
-		return value("lexigram_durable_events_total", "handler", "measured", "outcome", "ok") == 1 &&
-			value("lexigram_durable_consumer_ack_pending", "handler", "measured") == 1 &&
-			value("lexigram_durable_consumer_pending", "handler", "measured") == 1 &&
-			value("lexigram_durable_dlq_entries", "handler", "measured") == 1
-	})
-	checks := []struct {
-		name   string
-		labels []string
-		want   float64
-	}{
-		{"lexigram_durable_events_total", []string{"handler", "measured", "outcome", "ok"}, 1},
-		{"lexigram_durable_events_total", []string{"handler", "measured", "outcome", "skipped"}, 1},
-		{"lexigram_durable_events_total", []string{"handler", "measured", "outcome", "retried"}, 1},
-		{"lexigram_durable_events_total", []string{"handler", "measured", "outcome", "dead_lettered"}, 1},
-		{"lexigram_durable_dead_lettered_total", []string{"handler", "measured", "reason", "max_deliveries"}, 1},
-		{"lexigram_durable_dlq_entries", []string{"handler", "measured"}, 1},
-		{"lexigram_durable_consumer_ack_pending", []string{"handler", "measured"}, 1},
-	}
+	// o4 blocks with o5 behind it, and everything before is settled: o1
+	// retried once then dead-lettered, o2 skipped, o3 ok. MaxAckPending 1
+	// keeps o5 on the server while o4 runs: a lag of one.
+	const settled = `
+# HELP lexigram_durable_events_total Deliveries to durable handlers by outcome: ok, skipped, retried, dead_lettered.
+# TYPE lexigram_durable_events_total counter
+lexigram_durable_events_total{handler="measured",outcome="dead_lettered"} 1
+lexigram_durable_events_total{handler="measured",outcome="ok"} 1
+lexigram_durable_events_total{handler="measured",outcome="retried"} 1
+lexigram_durable_events_total{handler="measured",outcome="skipped"} 1
+# HELP lexigram_durable_dead_lettered_total Events durable handlers sent to the DLQ, by reason: max_deliveries or terminated.
+# TYPE lexigram_durable_dead_lettered_total counter
+lexigram_durable_dead_lettered_total{handler="measured",reason="max_deliveries"} 1
+lexigram_durable_dead_lettered_total{handler="measured",reason="terminated"} 0
+# HELP lexigram_durable_dlq_entries Entries in the DLQ.
+# TYPE lexigram_durable_dlq_entries gauge
+lexigram_durable_dlq_entries{handler="measured"} 1
+# HELP lexigram_durable_consumer_pending Events the handler's consumer has not delivered yet: its lag.
+# TYPE lexigram_durable_consumer_pending gauge
+lexigram_durable_consumer_pending{handler="measured"} 1
+# HELP lexigram_durable_consumer_ack_pending Events delivered to the handler and not yet acknowledged.
+# TYPE lexigram_durable_consumer_ack_pending gauge
+lexigram_durable_consumer_ack_pending{handler="measured"} 1
+`
+	eventuallyGathers(t, reg, settled, "lexigram_durable_events_total", "lexigram_durable_dead_lettered_total",
+		"lexigram_durable_dlq_entries", "lexigram_durable_consumer_pending", "lexigram_durable_consumer_ack_pending")
+	// ok, o1 twice: three calls have ended (a skip is not a call). The
+	// latencies vary, so the histogram is read for its count alone.
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	calls := uint64(0)
 	for _, mf := range mfs {
-		// ok, skipped is not a call, o1 twice: three calls have ended.
-		if mf.GetName() == "lexigram_durable_handler_seconds" && mf.GetMetric()[0].GetHistogram().GetSampleCount() != 3 {
-			t.Errorf("handler_seconds counted %d calls, want 3", mf.GetMetric()[0].GetHistogram().GetSampleCount())
+		if mf.GetName() == "lexigram_durable_handler_seconds" {
+			for _, mt := range mf.GetMetric() {
+				calls += mt.GetHistogram().GetSampleCount()
+			}
 		}
 	}
-	for _, c := range checks {
-		if got := value(c.name, c.labels...); got != c.want {
-			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
-		}
-	}
-	// MaxAckPending 1 keeps o5 on the server while o4 runs: a lag of one.
-	if got := value("lexigram_durable_consumer_pending", "handler", "measured"); got != 1 {
-		t.Errorf("consumer pending = %v, want 1", got)
+	if calls != 3 {
+		t.Errorf("handler_seconds counted %d calls, want 3", calls)
 	}
 	close(release)
-	eventually(t, "the last events", func() bool {
-		return value("lexigram_durable_events_total", "handler", "measured", "outcome", "ok") == 3
-	})
+	eventuallyGathers(t, reg, `
+# HELP lexigram_durable_events_total Deliveries to durable handlers by outcome: ok, skipped, retried, dead_lettered.
+# TYPE lexigram_durable_events_total counter
+lexigram_durable_events_total{handler="measured",outcome="dead_lettered"} 1
+lexigram_durable_events_total{handler="measured",outcome="ok"} 3
+lexigram_durable_events_total{handler="measured",outcome="retried"} 1
+lexigram_durable_events_total{handler="measured",outcome="skipped"} 1
+`, "lexigram_durable_events_total")
 	_ = h
+}
+
+// eventuallyGathers polls g until its series of names are exactly those in
+// expected (the text format), or fails with the last difference after 15s.
+func eventuallyGathers(t *testing.T, g prometheus.Gatherer, expected string, names ...string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := testutil.GatherAndCompare(g, strings.NewReader(expected), names...)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics after 15s: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestExclusiveHasOneActiveProcessAndFailsOver(t *testing.T) {
@@ -779,17 +777,22 @@ func TestStopDrainsInFlightAndHandsBackTheRest(t *testing.T) {
 
 func TestStopGivesUpWithItsContext(t *testing.T) {
 	e := newEnv(t)
-	cancelled := make(chan struct{})
+	running, cancelled := make(chan struct{}), make(chan struct{})
 	h := e.start(e.js, "stuck", func(ctx context.Context, ev platform.Envelope) error {
+		close(running)
 		<-ctx.Done()
 		close(cancelled)
 		return ctx.Err()
 	}, durable.Options{})
 	e.append("o1", orderPlaced{N: 1})
-	eventually(t, "the handler to run", func() bool {
-		info, err := h.Info(context.Background())
-		return err == nil && info.NumAckPending == 1
-	})
+	// The handler itself, not the server's ack-pending count: an event
+	// delivered but not yet started is nak'ed by Stop, which then returns
+	// at once.
+	select {
+	case <-running:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the handler did not run")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := h.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -870,15 +873,17 @@ func TestListPagesThroughManyEntriesOfEveryHandler(t *testing.T) {
 
 func TestTraceContextFollowsTheEvent(t *testing.T) {
 	e := newEnv(t)
-	rec := &recorder{}
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 
 	// A command's span, stored with its event as the buses store it.
-	cmdCtx, cmd := rec.Tracer("test").Start(context.Background(), "handle command")
+	cmdCtx, cmd := tp.Tracer("test").Start(context.Background(), "handle command")
 	carrier := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(cmdCtx, carrier)
 	cmd.End()
-	_, err := e.store.Append(context.Background(), platform.StreamID{Type: "order", ID: "o1"}, platform.NoStream(),
-		[]platform.Envelope{{Event: orderPlaced{N: 1}, Metadata: carrier}})
+	res, err := e.store.Append(context.Background(), platform.StreamID{Type: "order", ID: "o1"}, platform.NoStream(),
+		[]platform.Envelope{{Event: orderPlaced{N: 1}, Metadata: carrier, CorrelationID: "corr-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -888,7 +893,7 @@ func TestTraceContextFollowsTheEvent(t *testing.T) {
 		seen <- trace.SpanContextFromContext(ctx)
 		return nil
 	}
-	e.start(e.js, "traced", record, durable.Options{TracerProvider: rec})
+	e.start(e.js, "traced", record, durable.Options{TracerProvider: tp})
 	e.start(e.js, "untraced", record, durable.Options{})
 	for range 2 {
 		select {
@@ -900,79 +905,47 @@ func TestTraceContextFollowsTheEvent(t *testing.T) {
 			t.Fatal("the handlers did not run")
 		}
 	}
-	var s *recSpan
+	var spans []tracetest.SpanStub
 	eventually(t, "the handler's span", func() bool {
-		s = rec.ended("durable handler traced")
-		return s != nil
+		spans = spans[:0]
+		for _, s := range exp.GetSpans() {
+			if s.Name != "handle command" {
+				spans = append(spans, s)
+			}
+		}
+		return len(spans) > 0
 	})
-	if s.parent.SpanID() != cmd.SpanContext().SpanID() || s.kind != trace.SpanKindConsumer {
-		t.Fatalf("span parent %s kind %s; want the command's span %s, consumer", s.parent.SpanID(), s.kind, cmd.SpanContext().SpanID())
+	// One span: the untraced handler made none, and the traced one ran once.
+	if len(spans) != 1 || spans[0].Name != "durable handler traced" {
+		var names []string
+		for _, s := range spans {
+			names = append(names, s.Name)
+		}
+		t.Fatalf("handler spans %q, want only \"durable handler traced\"", names)
 	}
-	if !slices.ContainsFunc(s.attrs, func(kv attribute.KeyValue) bool {
-		return kv.Key == "lexigram.type" && kv.Value.AsString() == "order.placed"
-	}) {
-		t.Fatalf("span attributes %v", s.attrs)
+	s := spans[0]
+	if s.Parent.SpanID() != cmd.SpanContext().SpanID() || !s.Parent.IsRemote() || s.SpanContext.TraceID() != cmd.SpanContext().TraceID() {
+		t.Errorf("span parent %s (remote %t) in trace %s; want the command's span %s, remote, in trace %s",
+			s.Parent.SpanID(), s.Parent.IsRemote(), s.SpanContext.TraceID(), cmd.SpanContext().SpanID(), cmd.SpanContext().TraceID())
 	}
-}
-
-// recorder is a TracerProvider that keeps the spans that ended: the
-// OpenTelemetry SDK's tracetest would do, but the SDK needs
-// github.com/google/uuid, which go.sum does not have.
-type recorder struct {
-	otelembedded.TracerProvider
-	mu    sync.Mutex
-	spans []*recSpan
-}
-
-func (r *recorder) Tracer(string, ...trace.TracerOption) trace.Tracer { return recTracer{r: r} }
-
-func (r *recorder) ended(name string) *recSpan {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, s := range r.spans {
-		if s.name == name {
-			return s
+	if s.SpanKind != trace.SpanKindConsumer {
+		t.Errorf("span kind %s, want consumer", s.SpanKind)
+	}
+	have := map[attribute.Key]string{}
+	for _, kv := range s.Attributes {
+		have[kv.Key] = kv.Value.String()
+	}
+	for k, v := range map[attribute.Key]string{
+		"lexigram.handler":        "traced",
+		"lexigram.type":           "order.placed",
+		"lexigram.position":       fmt.Sprint(res.LastPosition),
+		"lexigram.delivery":       "1",
+		"lexigram.correlation_id": "corr-1",
+	} {
+		if have[k] != v {
+			t.Errorf("span attribute %s = %q, want %q (attributes %v)", k, have[k], v, s.Attributes)
 		}
 	}
-	return nil
-}
-
-type recTracer struct {
-	otelembedded.Tracer
-	r *recorder
-}
-
-func (tr recTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
-	parent := trace.SpanContextFromContext(ctx)
-	cfg := trace.NewSpanStartConfig(opts...)
-	var tid trace.TraceID
-	var sid trace.SpanID
-	_, _ = rand.Read(sid[:])
-	if tid = parent.TraceID(); !parent.IsValid() {
-		_, _ = rand.Read(tid[:])
-	}
-	s := &recSpan{r: tr.r, name: name, parent: parent, kind: cfg.SpanKind(),
-		sc: trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})}
-	return trace.ContextWithSpan(ctx, s), s
-}
-
-type recSpan struct {
-	noop.Span
-	r      *recorder
-	name   string
-	parent trace.SpanContext
-	sc     trace.SpanContext
-	kind   trace.SpanKind
-	attrs  []attribute.KeyValue
-}
-
-func (s *recSpan) SpanContext() trace.SpanContext         { return s.sc }
-func (s *recSpan) IsRecording() bool                      { return true }
-func (s *recSpan) SetAttributes(kv ...attribute.KeyValue) { s.attrs = append(s.attrs, kv...) }
-func (s *recSpan) End(...trace.SpanEndOption) {
-	s.r.mu.Lock()
-	s.r.spans = append(s.r.spans, s)
-	s.r.mu.Unlock()
 }
 
 func TestPanicIsAFailureNotACrash(t *testing.T) {
