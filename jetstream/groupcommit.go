@@ -50,12 +50,15 @@ type committer struct {
 	maxEvents   int
 	maxInFlight int
 
-	groups, grouped, failed, oneByOne atomic.Uint64
+	groups, grouped, failed, oneByOne, prechecked atomic.Uint64
 
 	mu       sync.Mutex
 	queue    []*pending
 	inFlight int            // commits under way, single or grouped
 	busy     map[string]int // subjects in commits under way
+	// conflictRate is a moving average of the groups that met a conflict,
+	// deciding whether the next group is checked before it is sent.
+	conflictRate float64
 	// After a group, its callers come back with their next appends a
 	// moment apart; lingering until most are queued (or for a fraction of
 	// the group's commit time) keeps the first of them from going out on
@@ -88,6 +91,7 @@ type GroupCommitStats struct {
 	Appends  uint64 // appends stored in those batches
 	Failures uint64 // group batches the server did not store (conflicts, timeouts); their appends were settled
 	OneByOne uint64 // failed groups whose appends were sent one by one, the error explaining nothing
+	Checked  uint64 // groups checked against the aggregates' last events before they were sent, conflicts being frequent
 	Queued   int    // appends waiting for a group now
 }
 
@@ -100,7 +104,7 @@ func (s *EventStore) GroupCommitStats() GroupCommitStats {
 	c.mu.Lock()
 	queued := len(c.queue)
 	c.mu.Unlock()
-	return GroupCommitStats{Groups: c.groups.Load(), Appends: c.grouped.Load(), Failures: c.failed.Load(), OneByOne: c.oneByOne.Load(), Queued: queued}
+	return GroupCommitStats{Groups: c.groups.Load(), Appends: c.grouped.Load(), Failures: c.failed.Load(), OneByOne: c.oneByOne.Load(), Checked: c.prechecked.Load(), Queued: queued}
 }
 
 func newCommitter(s *EventStore, gc GroupCommit) *committer {
@@ -224,16 +228,27 @@ func (c *committer) dispatch() {
 			return
 		}
 		c.inFlight++
-		go c.commit(group)
+		go c.commit(group, c.conflictRate > precheckAbove)
 	}
 }
 
+// precheckAbove is the share of recent groups with a conflict above which
+// a group is checked before it is sent: one read of every aggregate's
+// last event (one request on R1) answers the conflicting appends at once,
+// where a failed batch would cost a whole commit and a read anyway.
+const precheckAbove = 0.2
+
 // commit stores a group and answers each of its appends.
-func (c *committer) commit(group []*pending) {
+func (c *committer) commit(group []*pending, precheck bool) {
 	began := time.Now()
+	conflicted := false
 	defer func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		c.conflictRate *= 0.8
+		if conflicted {
+			c.conflictRate += 0.2
+		}
 		c.inFlight--
 		for _, p := range group {
 			if c.busy[p.a.subject]--; c.busy[p.a.subject] <= 0 {
@@ -250,8 +265,17 @@ func (c *committer) commit(group []*pending) {
 	// timeout, and maxAttempts bounds the whole.
 	ctx := context.Background()
 
+	open := group
+	if precheck && len(open) > 1 {
+		c.prechecked.Add(1)
+		var moved int
+		if checked, n, err := c.settle(ctx, open); err == nil {
+			open, moved = checked, n
+		}
+		conflicted = moved > 0
+	}
 	backoff := firstBackoff
-	for open := group; len(open) > 0; {
+	for len(open) > 0 {
 		if len(open) == 1 {
 			p := open[0]
 			res, err := p.a.send(ctx, p.base)
@@ -276,7 +300,8 @@ func (c *committer) commit(group []*pending) {
 			c.alone(ctx, open)
 			return
 		}
-		if open, err = c.settle(ctx, open); err != nil {
+		conflicted = conflicted || conflict
+		if open, _, err = c.settle(ctx, open); err != nil {
 			for _, p := range open {
 				p.done <- outcome{err: err}
 			}
@@ -325,12 +350,11 @@ func (c *committer) publish(ctx context.Context, group []*pending) error {
 // earlier attempt of the same append (it succeeded), or by someone else
 // (a conflict; Any takes the new base). It returns the appends to commit
 // again.
-func (c *committer) settle(ctx context.Context, group []*pending) ([]*pending, error) {
+func (c *committer) settle(ctx context.Context, group []*pending) (again []*pending, moved int, err error) {
 	current, err := c.lasts(ctx, group)
 	if err != nil {
-		return group, err
+		return group, 0, err
 	}
-	var again []*pending
 	for _, p := range group {
 		cur := current[p.a.subject]
 		if cur.seq == p.base.seq && p.attempts < maxAttempts {
@@ -338,6 +362,7 @@ func (c *committer) settle(ctx context.Context, group []*pending) ([]*pending, e
 			continue
 		}
 		if cur.seq != p.base.seq {
+			moved++
 			if res, ok, err := p.a.landed(ctx, p.base); err != nil {
 				p.done <- outcome{err: err}
 				continue
@@ -356,7 +381,7 @@ func (c *committer) settle(ctx context.Context, group []*pending) ([]*pending, e
 		p.done <- outcome{err: platform.Errorf(platform.CodeStoreUnavailable,
 			"append to %s: gave up after %d group commits (the events may or may not be stored: read the aggregate, or retry with the same event IDs)", p.a.stream, p.attempts)}
 	}
-	return again, nil
+	return again, moved, nil
 }
 
 // lasts reads the last event of each aggregate in the group. On R1 one

@@ -184,7 +184,7 @@ func testMixedConflicts(t *testing.T, st *lxjs.EventStore, perWriter int) {
 	l.check(t, st)
 	stats := st.GroupCommitStats()
 	t.Logf("%d conflicts, %d Any appends; %+v", conflicts, anys, stats)
-	if conflicts == 0 || stats.Groups == 0 || stats.Failures == 0 || stats.OneByOne != 0 {
+	if conflicts == 0 || stats.Groups == 0 || stats.Failures == 0 || stats.Checked == 0 || stats.OneByOne != 0 {
 		t.Fatalf("the run did not exercise group commit: %d conflicts, %+v", conflicts, stats)
 	}
 }
