@@ -790,8 +790,13 @@ func (s *kvSink) saveAsync(ctx context.Context) error {
 	cp := s.cp
 	cp.Position = s.pos
 	done := make(chan savedCheckpoint, 1)
+	// The save outlives a stop of the run: cancelled half-way, it could
+	// land without our knowing its revision, and the stop's own save of
+	// the final position would then fail its compare-and-set.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	go func() {
-		saved, err := s.store.SaveCheckpoint(ctx, cp)
+		defer cancel()
+		saved, err := s.store.SaveCheckpoint(sctx, cp)
 		done <- savedCheckpoint{cp: saved, err: err}
 	}()
 	s.saving, s.unsaved = done, 0
