@@ -108,6 +108,9 @@ func (a *appendOp) run(ctx context.Context) (platform.AppendResult, error) {
 // retried with the same event IDs whose events are the aggregate's newest.
 func (a *appendOp) start(ctx context.Context) (base tail, res platform.AppendResult, stored bool, err error) {
 	base, err = a.base(ctx)
+	if err == nil {
+		return base, platform.AppendResult{}, false, nil
+	}
 	if ce := (*platform.ConcurrencyError)(nil); errors.As(err, &ce) {
 		if res, ok := a.alreadyStored(a.lastSeen); ok {
 			return tail{}, res, true, nil
