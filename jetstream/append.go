@@ -27,6 +27,13 @@ const (
 	codeBatchNotEnabled      = 10174
 )
 
+// noFirstAck sends a batch without waiting for the server's empty answer
+// to its first message, a round trip of its own: the commit's answer
+// carries any error of the batch (a conflict is only found at commit), and
+// the server needs no reply subject on the first message (nats-server
+// 2.15.2 stream.go processJetStreamAtomicBatchMsg).
+var noFirstAck = jetstreamext.BatchFlowControl{AckFirst: false}
+
 // retry bounds: the server's retryable answers last as long as an election,
 // a few seconds at most.
 const (
@@ -229,7 +236,7 @@ func (a *appendOp) publish(ctx context.Context, base tail) (platform.AppendResul
 		res.FirstPosition, res.LastPosition = ack.Sequence, ack.Sequence
 		return res, nil
 	}
-	ack, err := jetstreamext.PublishMsgBatch(ctx, a.s.js, msgs)
+	ack, err := jetstreamext.PublishMsgBatch(ctx, a.s.js, msgs, noFirstAck)
 	if err != nil {
 		return platform.AppendResult{}, err
 	}

@@ -326,7 +326,7 @@ func (c *committer) publish(ctx context.Context, group []*pending) error {
 		p.a.stamp(p.base)
 		msgs = append(msgs, p.a.msgs...)
 	}
-	ack, err := jetstreamext.PublishMsgBatch(ctx, c.s.js, msgs)
+	ack, err := jetstreamext.PublishMsgBatch(ctx, c.s.js, msgs, noFirstAck)
 	if err != nil {
 		return err
 	}

@@ -246,3 +246,33 @@ func TestReadPagesThroughLongHistories(t *testing.T) {
 		t.Fatalf("other aggregate: %d events, want 3", len(got))
 	}
 }
+
+// TestAtomicTurnedOffUnderTheStore: someone switched allow_atomic off after
+// the store started. A multi-event append is refused with a config
+// conflict that says what to do, and writes nothing, though the batch
+// goes out without waiting for an answer to its first message.
+func TestAtomicTurnedOffUnderTheStore(t *testing.T) {
+	ctx := context.Background()
+	r := newR1(t)
+	stream, err := r.js.Stream(ctx, r.store.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := stream.CachedInfo().Config
+	cfg.AllowAtomicPublish = false
+	if _, err := r.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	id := platform.StreamID{Type: "order", ID: "o-1"}
+	_, err = r.store.Append(ctx, id, platform.NoStream(), events(orderPlaced{"c"}, itemAdded{SKU: "a", Qty: 1}))
+	if !errors.Is(err, platform.ErrConfigConflict) || !strings.Contains(err.Error(), "allow_atomic") {
+		t.Fatalf("append of two events with atomic batches off: %v, want a config conflict naming allow_atomic", err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		t.Fatalf("%d messages stored by a refused batch", info.State.Msgs)
+	}
+}
