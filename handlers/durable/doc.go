@@ -67,9 +67,11 @@
 // Every process that starts a handler of the same name shares its
 // consumer: JetStream balances the pulls, each event goes to one process
 // at a time, and an event a dead process held is redelivered to another
-// after AckWait. Handlers must be idempotent: a process can die after
-// handling an event and before its ack arrives, and an event that waits
-// longer than AckWait in a process's buffers is delivered again. Ordered
+// after AckWait; a slow handler in a live process keeps its event, its
+// worker telling the server every AckWait/2 that it is still at work.
+// Handlers must be idempotent: a process can die after handling an event
+// and before its ack arrives, and an event that waits longer than AckWait
+// in a process's buffers is delivered again. Ordered
 // handlers should remember the last version they applied per aggregate
 // (Envelope.Version) and skip what they have seen.
 //

@@ -960,3 +960,42 @@ func TestPanicIsAFailureNotACrash(t *testing.T) {
 		t.Fatalf("entry after %d deliveries: %q", en.Deliveries, en.Error)
 	}
 }
+
+// TestSlowHandlerIsNotRedelivered: a handler that runs for more than twice
+// the ack wait keeps its event, because the worker tells the server it is
+// still working on it; the consumer delivers the event once.
+func TestSlowHandlerIsNotRedelivered(t *testing.T) {
+	e := newEnv(t)
+	var calls atomic.Int32
+	done := make(chan struct{})
+	e.start(e.js, "slow", func(ctx context.Context, ev platform.Envelope) error {
+		if calls.Add(1) == 1 {
+			defer close(done)
+			select {
+			case <-time.After(2500 * time.Millisecond): // 2.5 times AckWait
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}, durable.Options{AckWait: time.Second})
+	e.append("o-1", orderPlaced{N: 1})
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the slow handler never finished")
+	}
+	cons, err := e.js.Consumer(context.Background(), e.store.StreamName(), "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info *jetstream.ConsumerInfo
+	eventually(t, "the event acknowledged", func() bool {
+		info, err = cons.Info(context.Background())
+		return err == nil && info.NumAckPending == 0 && info.AckFloor.Stream == info.Delivered.Stream
+	})
+	if info.Delivered.Consumer != 1 || info.NumRedelivered != 0 || calls.Load() != 1 {
+		t.Fatalf("the slow event was delivered %d times (handler called %d times, %d redelivered); want once",
+			info.Delivered.Consumer, calls.Load(), info.NumRedelivered)
+	}
+}

@@ -84,10 +84,11 @@ type Options struct {
 	Backoff []time.Duration
 	// AckWait is how long the server waits for a handler that neither
 	// succeeds nor fails (its process died) before redelivering. Default 30s.
-	// It must exceed the handler's longest run, and the time an event
-	// waits in this process's buffers (see Prefetch): past it, the event is
-	// delivered again, possibly to another process, while the first
-	// delivery is still pending.
+	// A handler that runs longer keeps its event: every AckWait/2 the
+	// worker tells the server it is still at work. AckWait must exceed the
+	// time an event waits in this process's buffers (see Prefetch): past
+	// it, the event is delivered again, possibly to another process, while
+	// the first delivery is still pending.
 	AckWait time.Duration
 	// Concurrency is how many events this process handles at once.
 	// Default 1: one by one in stream order, except that a failed event
@@ -293,8 +294,10 @@ func New(ctx context.Context, js jetstream.JetStream, store Store, name string, 
 	for i := range opts.Concurrency {
 		q := h.queues[i%n]
 		h.workers.Go(func() {
+			hb := newHeartbeat(max(opts.AckWait/2, 500*time.Millisecond))
+			defer hb.timer.Stop()
 			for d, ok := q.pop(); ok; d, ok = q.pop() {
-				h.handle(d, q)
+				h.handle(d, q, hb)
 			}
 		})
 	}
@@ -568,7 +571,7 @@ func fnv1a(s string) uint32 {
 // handle runs the handler on one delivery and settles it: ack on success,
 // a delayed redelivery on failure, the DLQ on the last failure or a
 // permanent one.
-func (h *Handler) handle(d delivery, q *workQueue) {
+func (h *Handler) handle(d delivery, q *workQueue, hb *heartbeat) {
 	if h.stopping.Load() {
 		_ = d.msg.Nak() // pulled but not started: let another process have it now
 		return
@@ -582,7 +585,9 @@ func (h *Handler) handle(d delivery, q *workQueue) {
 		if h.m != nil {
 			began = time.Now()
 		}
+		hb.start(d.msg)
 		err := h.run(d)
+		hb.stop()
 		if h.m != nil {
 			h.m.seconds.Observe(time.Since(began).Seconds())
 		}
@@ -614,6 +619,49 @@ func (h *Handler) handle(d delivery, q *workQueue) {
 		}
 		d.deliveries++
 	}
+}
+
+// heartbeat tells the server that an event is still being handled while
+// the handler runs past half the ack wait, so that a slow handler is not
+// given the same event again, here or in another process, while it still
+// works on it. Each worker has one, its timer re-armed for every event:
+// nothing is allocated per event.
+type heartbeat struct {
+	every time.Duration
+	timer *time.Timer
+	mu    sync.Mutex
+	msg   jetstream.Msg // the event being handled; nil between events
+}
+
+func newHeartbeat(every time.Duration) *heartbeat {
+	hb := &heartbeat{every: every}
+	hb.timer = time.AfterFunc(every, hb.beat)
+	hb.timer.Stop()
+	return hb
+}
+
+func (hb *heartbeat) start(m jetstream.Msg) {
+	hb.mu.Lock()
+	hb.msg = m
+	hb.mu.Unlock()
+	hb.timer.Reset(hb.every)
+}
+
+func (hb *heartbeat) stop() {
+	hb.timer.Stop()
+	hb.mu.Lock()
+	hb.msg = nil
+	hb.mu.Unlock()
+}
+
+func (hb *heartbeat) beat() {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	if hb.msg == nil {
+		return
+	}
+	_ = hb.msg.InProgress()
+	hb.timer.Reset(hb.every)
 }
 
 // wait sleeps for a retry in place, telling the server the event is still
