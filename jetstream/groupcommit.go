@@ -26,6 +26,10 @@ import (
 // taken apart: the store reads the last event of every aggregate in it
 // (one request on R1), answers the appends that conflict, and commits the
 // others again, so only the conflicting callers see a ConcurrencyError.
+// While conflicts are frequent, each group is checked that way before it
+// is sent. After a group, the committer waits up to an eighth of its
+// commit time (at most 2 ms) for that group's callers to queue their next
+// appends, so that they travel together.
 //
 // Group commit pays where every message is made durable on its own: R1
 // file streams on a server that fsyncs before acknowledging
@@ -39,8 +43,9 @@ type GroupCommit struct {
 	// server's default batch limit; lower it if the server's is lower.
 	MaxEvents int
 	// MaxInFlight bounds the groups being committed at once. 0 means 1:
-	// on R1 file storage, batches committed side by side contend for the
-	// same fsync and gain nothing.
+	// on R1 file storage batches committed side by side contend for the
+	// same store and split the writers into smaller groups (2 measured
+	// 1.52 times raw at 64 writers, 1 measured 2.12).
 	MaxInFlight int
 }
 
