@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lexigram/events/embedded/embeddedtest"
@@ -53,55 +54,30 @@ func harnessOn(js jetstream.JetStream, replicas int, codec platform.Codec, group
 	}
 }
 
-func TestConformanceR1File(t *testing.T) {
-	s := embeddedtest.Server(t)
-	js, err := jetstream.New(embeddedtest.Conn(t, s))
+// conformance runs the suite on a throwaway server (R1) or three-node
+// cluster (R3), each subtest on its own stream.
+func conformance(t *testing.T, replicas int, codec platform.Codec, group bool) {
+	var nc *nats.Conn
+	if replicas == 1 {
+		nc = embeddedtest.Conn(t, embeddedtest.Server(t))
+	} else {
+		if testing.Short() {
+			t.Skip("three-node cluster")
+		}
+		nc = embeddedtest.Cluster(t).Connect(t)
+	}
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.TestEventStore(t, harnessOn(js, 1, platform.Msgpack, false))
+	storetest.TestEventStore(t, harnessOn(js, replicas, codec, group))
 }
 
-func TestConformanceR1FileJSON(t *testing.T) {
-	s := embeddedtest.Server(t)
-	js, err := jetstream.New(embeddedtest.Conn(t, s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.TestEventStore(t, harnessOn(js, 1, platform.JSON, false))
-}
-
-func TestConformanceR3(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three-node cluster")
-	}
-	c := embeddedtest.Cluster(t)
-	js, err := jetstream.New(c.Connect(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.TestEventStore(t, harnessOn(js, 3, platform.Msgpack, false))
-}
+func TestConformanceR1File(t *testing.T)     { conformance(t, 1, platform.Msgpack, false) }
+func TestConformanceR1FileJSON(t *testing.T) { conformance(t, 1, platform.JSON, false) }
+func TestConformanceR3(t *testing.T)         { conformance(t, 3, platform.Msgpack, false) }
 
 // The suite again with group commit: its racing appends form groups, and
 // every caller must still get exactly its own result.
-func TestConformanceR1FileGroupCommit(t *testing.T) {
-	s := embeddedtest.Server(t)
-	js, err := jetstream.New(embeddedtest.Conn(t, s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.TestEventStore(t, harnessOn(js, 1, platform.Msgpack, true))
-}
-
-func TestConformanceR3GroupCommit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three-node cluster")
-	}
-	c := embeddedtest.Cluster(t)
-	js, err := jetstream.New(c.Connect(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.TestEventStore(t, harnessOn(js, 3, platform.Msgpack, true))
-}
+func TestConformanceR1FileGroupCommit(t *testing.T) { conformance(t, 1, platform.Msgpack, true) }
+func TestConformanceR3GroupCommit(t *testing.T)     { conformance(t, 3, platform.Msgpack, true) }
