@@ -157,16 +157,26 @@ func oursAppend(st *lxjs.EventStore, ids []int, n int, random bool) op {
 	}
 }
 
-// rawAppend is oursAppend done by hand: js.PublishMsg with the expected
-// last subject sequence for one event, jetstreamext.PublishMsgBatch with it
-// on the first message for more.
-func (r *runner) rawAppend(js jetstream.JetStream, st *lxjs.EventStore, ids []int, n int, random bool) (op, error) {
+// subjectsOf returns the subjects of the aggregates ids, made up front as
+// the raw writers make their bodies up front.
+func subjectsOf(st *lxjs.EventStore, ids []int) ([]string, error) {
 	subjects := make([]string, len(ids))
 	for k, i := range ids {
 		var err error
 		if subjects[k], err = st.Subject(streamID(i)); err != nil {
 			return nil, err
 		}
+	}
+	return subjects, nil
+}
+
+// rawAppend is oursAppend done by hand: js.PublishMsg with the expected
+// last subject sequence for one event, jetstreamext.PublishMsgBatch with it
+// on the first message for more.
+func (r *runner) rawAppend(js jetstream.JetStream, st *lxjs.EventStore, ids []int, n int, random bool) (op, error) {
+	subjects, err := subjectsOf(st, ids)
+	if err != nil {
+		return nil, err
 	}
 	last := make([]uint64, len(ids))
 	pick := picker(len(ids), random, uint64(ids[0]))

@@ -210,12 +210,9 @@ func oursStaleAppend(st *lxjs.EventStore, ids []int, pct int, seed uint64) op {
 
 // rawStaleAppend is oursStaleAppend done with js.PublishMsg.
 func (r *runner) rawStaleAppend(js jetstream.JetStream, st *lxjs.EventStore, ids []int, pct int, seed uint64) (op, error) {
-	subjects := make([]string, len(ids))
-	for k, i := range ids {
-		var err error
-		if subjects[k], err = st.Subject(streamID(i)); err != nil {
-			return nil, err
-		}
+	subjects, err := subjectsOf(st, ids)
+	if err != nil {
+		return nil, err
 	}
 	last := make([]uint64, len(ids))
 	prev := make([]uint64, len(ids))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/lexigram/events/embedded"
 	"github.com/lexigram/events/embedded/embeddedtest"
 	"github.com/lexigram/events/handlers/durable"
 	lxjs "github.com/lexigram/events/jetstream"
@@ -20,6 +21,24 @@ import (
 )
 
 type invoiceIssued struct{ Amount int }
+
+// newInvoiceStore is a throwaway server and an event store on it, with
+// the default stream and prefix, as the node's configuration has them.
+func newInvoiceStore(t *testing.T) (*embedded.Server, jetstream.JetStream, *lxjs.EventStore) {
+	t.Helper()
+	srv := embeddedtest.Server(t)
+	js, err := jetstream.New(embeddedtest.Conn(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := platform.NewRegistry()
+	platform.MustRegister[invoiceIssued](reg, "invoice.issued", 1)
+	store, err := lxjs.New(context.Background(), js, lxjs.Options{Registry: reg, Logger: embeddedtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, js, store
+}
 
 // runDLQ runs `lexigram dlq args...` and returns what it printed.
 func runDLQ(t *testing.T, args ...string) (string, error) {
@@ -39,17 +58,7 @@ func runDLQ(t *testing.T, args ...string) (string, error) {
 func TestDLQCommands(t *testing.T) {
 	t.Setenv("LEXIGRAM_CONFIG", "")
 	ctx := context.Background()
-	srv := embeddedtest.Server(t)
-	js, err := jetstream.New(embeddedtest.Conn(t, srv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := platform.NewRegistry()
-	platform.MustRegister[invoiceIssued](reg, "invoice.issued", 1)
-	store, err := lxjs.New(ctx, js, lxjs.Options{Registry: reg, Logger: embeddedtest.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, js, store := newInvoiceStore(t)
 	var fixed atomic.Bool
 	handled := make(chan int, 4)
 	h, err := durable.New(ctx, js, store, "mailer", func(ctx context.Context, e platform.Envelope) error {

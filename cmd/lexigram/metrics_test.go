@@ -8,9 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/lexigram/events/embedded/embeddedtest"
 	"github.com/lexigram/events/handlers/durable"
-	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
 )
 
@@ -18,17 +16,7 @@ import (
 // every event; an ordered reader is not reported.
 func TestConsumerCollector(t *testing.T) {
 	ctx := context.Background()
-	srv := embeddedtest.Server(t)
-	js, err := jetstream.New(embeddedtest.Conn(t, srv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := platform.NewRegistry()
-	platform.MustRegister[invoiceIssued](reg, "invoice.issued", 1)
-	store, err := lxjs.New(ctx, js, lxjs.Options{Registry: reg, Logger: embeddedtest.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js, store := newInvoiceStore(t)
 	for i := range 3 {
 		if _, err := store.Append(ctx, platform.StreamID{Type: "invoice", ID: string(rune('a' + i))}, platform.NoStream(),
 			[]platform.Envelope{{Event: invoiceIssued{Amount: i}}}); err != nil {
