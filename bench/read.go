@@ -321,7 +321,7 @@ func (r *runner) preload(ctx context.Context, e *env, st *lxjs.EventStore, name 
 		}
 		a, version := i%aggregates, i/aggregates+1
 		h := maps.Clone(template)
-		h[jetstream.MsgIDHeader] = []string{platform.NewEventID()}
+		h[lxjs.IDHeader] = []string{platform.NewEventID()}
 		h[versionHeader] = []string{strconv.Itoa(version)}
 		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: subjects[a], Header: h, Data: bodies[a]}, jetstream.WithStallWait(time.Minute)); err != nil {
 			return fmt.Errorf("preload: %w", err)

@@ -94,8 +94,9 @@ type Store struct {
 	// MaxBytes caps the stream's size. 0 (the default) and -1 (NATS's own
 	// spelling) both mean unlimited.
 	MaxBytes int64 `koanf:"max_bytes"`
-	// DuplicateWindow is how long JetStream remembers message IDs to drop
-	// retried appends. Default 2m; 0 leaves it to the server (also 2m). It
+	// DuplicateWindow is how long JetStream remembers the event IDs of
+	// appends that expect any version, to drop their retries (an append
+	// that names its version needs no window). Default 2m; 0 leaves it to the server (also 2m). It
 	// may not exceed a non-zero MaxAge.
 	DuplicateWindow time.Duration `koanf:"duplicate_window"`
 	// Codec encodes event payloads: "msgpack" (the default) or "json".

@@ -62,7 +62,7 @@ func (s *EventStore) Append(ctx context.Context, stream platform.StreamID, expec
 
 	a := &appendOp{s: s, stream: stream, subject: subject, events: events, expected: expected, msgs: make([]*nats.Msg, len(events))}
 	for i := range events {
-		a.msgs[i] = s.newMsg(subject, &events[i], bodies[i])
+		a.msgs[i] = s.newMsg(subject, &events[i], bodies[i], expected.IsAny())
 	}
 	if err := a.checkSizes(); err != nil {
 		return platform.AppendResult{}, err
@@ -116,6 +116,11 @@ func (a *appendOp) run(ctx context.Context) (platform.AppendResult, error) {
 func (a *appendOp) start(ctx context.Context) (base tail, res platform.AppendResult, stored bool, err error) {
 	base, err = a.base(ctx)
 	if err == nil {
+		if a.expected.IsAny() {
+			if res, ok := a.alreadyStored(base); ok {
+				return tail{}, res, true, nil
+			}
+		}
 		return base, platform.AppendResult{}, false, nil
 	}
 	if ce := (*platform.ConcurrencyError)(nil); errors.As(err, &ce) {
@@ -157,6 +162,9 @@ func (a *appendOp) send(ctx context.Context, base tail) (platform.AppendResult, 
 				// Any accepts whatever version is there: decide again.
 				if base, err = a.base(ctx); err != nil {
 					return platform.AppendResult{}, err
+				}
+				if res, ok := a.alreadyStored(base); ok {
+					return res, nil
 				}
 				continue
 			}
@@ -211,15 +219,18 @@ func (a *appendOp) base(ctx context.Context) (tail, error) {
 }
 
 // alreadyStored recognises a retried append whose events are the
-// aggregate's newest: same last event ID, at the version it would have.
+// aggregate's newest: same last event ID, at the version it would have
+// (any version, for Any).
 func (a *appendOp) alreadyStored(cur tail) (platform.AppendResult, bool) {
 	n := uint64(len(a.events))
-	want, _ := a.expected.Expected()
-	if cur.eventID != a.events[n-1].ID || cur.version != want+n {
+	if cur.eventID != a.events[n-1].ID || cur.version < n {
+		return platform.AppendResult{}, false
+	}
+	if want, check := a.expected.Expected(); check && cur.version != want+n {
 		return platform.AppendResult{}, false
 	}
 	// A batch is stored in one piece, so its positions are contiguous.
-	return platform.AppendResult{FirstVersion: want + 1, LastVersion: cur.version, FirstPosition: cur.seq - n + 1, LastPosition: cur.seq}, true
+	return platform.AppendResult{FirstVersion: cur.version - n + 1, LastVersion: cur.version, FirstPosition: cur.seq - n + 1, LastPosition: cur.seq}, true
 }
 
 // publish sends the events after base: one conditional publish, or one
@@ -232,6 +243,11 @@ func (a *appendOp) publish(ctx context.Context, base tail) (platform.AppendResul
 		ack, err := a.s.js.PublishMsg(ctx, msgs[0])
 		if err != nil {
 			return platform.AppendResult{}, err
+		}
+		if ack.Duplicate && ack.Sequence <= base.seq {
+			// An Any append called again with the same event ID after
+			// others wrote: the event is where the first call put it.
+			return a.s.storedAt(ctx, a.stream, ack.Sequence)
 		}
 		res.FirstPosition, res.LastPosition = ack.Sequence, ack.Sequence
 		return res, nil
@@ -269,7 +285,7 @@ func (a *appendOp) landed(ctx context.Context, base tail) (platform.AppendResult
 	if err != nil {
 		return platform.AppendResult{}, false, platform.Errorf(platform.CodeStoreUnavailable, "append to %s: check whether a retried append landed: %w", a.stream, err)
 	}
-	if m.Header.Get(jetstream.MsgIDHeader) != a.events[0].ID {
+	if eventID(m.Header) != a.events[0].ID {
 		return platform.AppendResult{}, false, nil
 	}
 	n := uint64(len(a.events))
@@ -277,6 +293,19 @@ func (a *appendOp) landed(ctx context.Context, base tail) (platform.AppendResult
 		FirstVersion: base.version + 1, LastVersion: base.version + n,
 		FirstPosition: m.Sequence, LastPosition: m.Sequence + n - 1,
 	}, true, nil
+}
+
+// storedAt is the result of a single-event append found stored at seq.
+func (s *EventStore) storedAt(ctx context.Context, stream platform.StreamID, seq uint64) (platform.AppendResult, error) {
+	m, err := s.getMsg(ctx, msgRequest{Seq: seq})
+	if err != nil {
+		return platform.AppendResult{}, platform.Errorf(platform.CodeStoreUnavailable, "append to %s: the server found the event stored at position %d already, and reading it back failed: %w", stream, seq, err)
+	}
+	v, err := versionOf(m.Header, m.Sequence)
+	if err != nil {
+		return platform.AppendResult{}, err
+	}
+	return platform.AppendResult{FirstVersion: v, LastVersion: v, FirstPosition: seq, LastPosition: seq}, nil
 }
 
 // conflict builds the *ConcurrencyError with the version now stored.
@@ -302,7 +331,7 @@ func (s *EventStore) last(ctx context.Context, subject string) (tail, error) {
 	if err != nil {
 		return tail{}, err
 	}
-	return tail{version: v, seq: m.Sequence, eventID: m.Header.Get(jetstream.MsgIDHeader)}, nil
+	return tail{version: v, seq: m.Sequence, eventID: eventID(m.Header)}, nil
 }
 
 func apiCode(err error) jetstream.ErrorCode {

@@ -4,8 +4,11 @@
 // subject <prefix>.<aggregate type>.<aggregate id token>, so the stream
 // sequence is the global order and each aggregate's subject is its history.
 // Envelope fields travel in headers (see envelope.go); the body is the event
-// encoded by the store's codec. Nats-Msg-Id is the event ID, so a retried
-// publish is de-duplicated by the server.
+// encoded by the store's codec. Lx-Id is the event ID. A retried append is
+// never stored twice: one that names the version it writes is stopped by
+// its expected sequence, and one that expects Any also carries its ID in
+// Nats-Msg-Id, for the server's duplicate window (newMsg says why only
+// those).
 //
 // Appends are optimistic: every append carries
 // Nats-Expected-Last-Subject-Sequence, the sequence of the aggregate's last

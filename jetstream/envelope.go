@@ -15,9 +15,13 @@ import (
 // skip an event without decoding it.
 const TypeHeader = hdrType
 
+// IDHeader carries a stored event's ID.
+const IDHeader = hdrID
+
 // Headers of a stored event. The aggregate type and ID are in the subject,
 // the position and time in the stream's own metadata.
 const (
+	hdrID          = "Lx-Id"
 	hdrType        = "Lx-Type"
 	hdrSchema      = "Lx-Schema"
 	hdrVersion     = "Lx-Version"
@@ -30,11 +34,24 @@ const (
 // newMsg builds the message for one prepared event. The version and
 // expected-sequence headers are placeholders until the append knows them
 // (setVersion).
-func (s *EventStore) newMsg(subject string, e *platform.Envelope, body []byte) *nats.Msg {
-	h := make(nats.Header, 8+len(e.Metadata))
+//
+// The event ID also goes in Nats-Msg-Id, for the server's duplicate window,
+// only when dedupe is set: for appends that expect Any version. Every other
+// append names the version it writes, so its expected sequence already
+// stops a second copy for good, and landed tells a retry whose first
+// attempt was stored from a conflict. The window would add nothing to
+// those, yet the server keeps an entry per event for the whole window (two
+// minutes by default) and pays for it on every publish: 0.82 of a raw
+// conditional publish with it against 0.90 without, concurrent appends
+// without fsync (docs/benchmarks.md).
+func (s *EventStore) newMsg(subject string, e *platform.Envelope, body []byte, dedupe bool) *nats.Msg {
+	h := make(nats.Header, 9+len(e.Metadata))
 	// One backing array for the header values saves an allocation per header.
 	vals := &[...]string{e.ID, e.Type, strconv.Itoa(e.SchemaVersion), s.codec.Name(), e.CorrelationID, e.CausationID, ""}
-	h[jetstream.MsgIDHeader] = vals[0:1:1]
+	h[hdrID] = vals[0:1:1]
+	if dedupe {
+		h[jetstream.MsgIDHeader] = vals[0:1:1]
+	}
 	h[hdrType] = vals[1:2:2]
 	h[hdrSchema] = vals[2:3:3]
 	h[hdrCodec] = vals[3:4:4]
@@ -49,6 +66,15 @@ func (s *EventStore) newMsg(subject string, e *platform.Envelope, body []byte) *
 		h[hdrMetaPrefix+k] = []string{v}
 	}
 	return &nats.Msg{Subject: subject, Header: h, Data: body}
+}
+
+// eventID reads a stored event's ID. Events stored before Lx-Id existed
+// carry it in Nats-Msg-Id only.
+func eventID(h nats.Header) string {
+	if id := h.Get(hdrID); id != "" {
+		return id
+	}
+	return h.Get(jetstream.MsgIDHeader)
 }
 
 // setVersion sets the aggregate version of a message from newMsg.
@@ -108,7 +134,7 @@ func (s *EventStore) decode(names *subjects, subject string, seq uint64, tm time
 		return corrupt("%w", err)
 	}
 	e := platform.Envelope{
-		ID:            h.Get(jetstream.MsgIDHeader),
+		ID:            eventID(h),
 		Type:          h.Get(hdrType),
 		Stream:        stream,
 		Position:      seq,

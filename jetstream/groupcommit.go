@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/lexigram/events/platform"
@@ -375,6 +374,10 @@ func (c *committer) settle(ctx context.Context, group []*pending) (again []*pend
 				p.done <- outcome{res: res}
 				continue
 			}
+			if res, ok := p.a.alreadyStored(cur); ok && p.a.expected.IsAny() {
+				p.done <- outcome{res: res}
+				continue
+			}
 			if p.a.expected.IsAny() && p.attempts < maxAttempts {
 				p.base = cur
 				again = append(again, p)
@@ -407,7 +410,7 @@ func (c *committer) lasts(ctx context.Context, group []*pending) (map[string]tai
 			if err != nil {
 				return nil, err
 			}
-			current[m.Subject] = tail{version: v, seq: m.Sequence, eventID: m.Header.Get(jetstream.MsgIDHeader)}
+			current[m.Subject] = tail{version: v, seq: m.Sequence, eventID: eventID(m.Header)}
 		}
 		return current, nil
 	}

@@ -24,7 +24,7 @@ type Options struct {
 	Storage         jetstream.StorageType // default file
 	MaxAge          time.Duration         // 0: keep events forever
 	MaxBytes        int64                 // 0: no limit; when reached, appends fail rather than drop history
-	DuplicateWindow time.Duration         // how long a retried event ID is recognised; default 2m
+	DuplicateWindow time.Duration         // how long a retried Any append is recognised; default 2m
 	Codec           platform.Codec        // default msgpack
 	Registry        *platform.Registry    // default platform.DefaultRegistry
 	Logger          *slog.Logger          // default slog.Default()

@@ -158,6 +158,107 @@ func TestRetryWithSameIDsIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestRetryAnyWithSameIDs: an append that expects Any names no version,
+// so the server's duplicate window (Nats-Msg-Id) is what keeps a retry
+// from storing a copy, also after other writers moved the aggregate on.
+func TestRetryAnyWithSameIDs(t *testing.T) {
+	for _, group := range []bool{false, true} {
+		t.Run(map[bool]string{false: "alone", true: "group commit"}[group], func(t *testing.T) {
+			env := newR1(t, func(o *lxjs.Options) { o.GroupCommit.Enabled = group })
+			ctx := context.Background()
+			id := platform.StreamID{Type: "order", ID: "any"}
+			if _, err := env.store.Append(ctx, id, platform.NoStream(), events(orderPlaced{"c"})); err != nil {
+				t.Fatal(err)
+			}
+			one := []platform.Envelope{{ID: platform.NewEventID(), Event: itemAdded{SKU: "a"}}}
+			two := []platform.Envelope{{ID: platform.NewEventID(), Event: itemAdded{SKU: "b"}}, {ID: platform.NewEventID(), Event: itemAdded{SKU: "c"}}}
+			for _, evs := range [][]platform.Envelope{one, two} {
+				res1, err := env.store.Append(ctx, id, platform.Any(), evs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res2, err := env.store.Append(ctx, id, platform.Any(), evs); err != nil || res2 != res1 {
+					t.Fatalf("retry of %d events while they are the newest: %+v, %v; want %+v", len(evs), res2, err, res1)
+				}
+			}
+			// Another writer moves the aggregate on; the single event's
+			// retry is still recognised, at its own version.
+			three := []platform.Envelope{{ID: platform.NewEventID(), Event: itemAdded{SKU: "d"}}}
+			res1, err := env.store.Append(ctx, id, platform.Any(), three)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := env.store.Append(ctx, id, platform.Any(), events(itemAdded{SKU: "other"})); err != nil {
+				t.Fatal(err)
+			}
+			if res2, err := env.store.Append(ctx, id, platform.Any(), three); err != nil || res2 != res1 {
+				t.Fatalf("retry after another write: %+v, %v; want %+v", res2, err, res1)
+			}
+			if got := readStream(t, env.store, id); len(got) != 6 {
+				t.Fatalf("%d events stored, want 6: a retry stored a copy", len(got))
+			}
+		})
+	}
+}
+
+// TestEventIDHeaders: the event ID is in Lx-Id; Nats-Msg-Id (the server's
+// duplicate window) carries it only for Any appends, whose retries have no
+// version to stop them; events stored with Nats-Msg-Id alone (before Lx-Id)
+// still read with their ID.
+func TestEventIDHeaders(t *testing.T) {
+	env := newR1(t)
+	ctx := context.Background()
+	id := platform.StreamID{Type: "order", ID: "headers"}
+	stored := func(ev platform.Envelope, expected platform.ExpectedVersion) nats.Header {
+		t.Helper()
+		if _, err := env.store.Append(ctx, id, expected, []platform.Envelope{ev}); err != nil {
+			t.Fatal(err)
+		}
+		subject, _ := env.store.Subject(id)
+		str, err := env.js.Stream(ctx, env.store.StreamName())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := str.GetLastMsgForSubject(ctx, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Header
+	}
+	exact := platform.Envelope{ID: platform.NewEventID(), Event: orderPlaced{"c"}}
+	h := stored(exact, platform.NoStream())
+	if h.Get(lxjs.IDHeader) != exact.ID || h.Get(jetstream.MsgIDHeader) != "" {
+		t.Fatalf("conditional append: Lx-Id %q, Nats-Msg-Id %q; want %q and none", h.Get(lxjs.IDHeader), h.Get(jetstream.MsgIDHeader), exact.ID)
+	}
+	any := platform.Envelope{ID: platform.NewEventID(), Event: itemAdded{SKU: "a"}}
+	h = stored(any, platform.Any())
+	if h.Get(lxjs.IDHeader) != any.ID || h.Get(jetstream.MsgIDHeader) != any.ID {
+		t.Fatalf("Any append: Lx-Id %q, Nats-Msg-Id %q; want %q in both", h.Get(lxjs.IDHeader), h.Get(jetstream.MsgIDHeader), any.ID)
+	}
+
+	subject, _ := env.store.Subject(id)
+	old := nats.NewMsg(subject)
+	for k, v := range map[string]string{"Nats-Msg-Id": "old-id", "Lx-Type": "order.item-added", "Lx-Schema": "1", "Lx-Version": "3", "Lx-Codec": "msgpack"} {
+		old.Header.Set(k, v)
+	}
+	old.Data, _ = platform.Msgpack.Marshal(itemAdded{SKU: "old"})
+	if _, err := env.js.PublishMsg(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	got := readStream(t, env.store, id)
+	if len(got) != 3 || got[0].ID != exact.ID || got[1].ID != any.ID || got[2].ID != "old-id" {
+		t.Fatalf("read back IDs %v; want %s, %s, old-id", ids(got), exact.ID, any.ID)
+	}
+}
+
+func ids(evs []platform.Envelope) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.ID
+	}
+	return out
+}
+
 func TestStreamConfigContradictionsRefuseToStart(t *testing.T) {
 	s := embeddedtest.Server(t)
 	js, _ := jetstream.New(embeddedtest.Conn(t, s))

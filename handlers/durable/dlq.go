@@ -29,7 +29,7 @@ const (
 	hdrDLQStream     = "Lx-Dlq-Stream"
 	hdrDLQSubject    = "Lx-Dlq-Subject"
 	hdrDLQSequence   = "Lx-Dlq-Sequence"
-	hdrDLQMsgID      = "Lx-Dlq-Msg-Id"     // the event's Nats-Msg-Id: an entry must not carry it, or the DLQ stream would de-duplicate two handlers' entries for one event
+	hdrDLQMsgID      = "Lx-Dlq-Msg-Id"     // the event's Nats-Msg-Id, if any: an entry must not carry it, or the DLQ stream would de-duplicate two handlers' entries for one event
 	hdrDLQEventTime  = "Lx-Dlq-Event-Time" // when the event was stored
 	hdrDLQRecordedBy = "Lx-Dlq-Recorded-By"
 )
@@ -71,7 +71,7 @@ type Entry struct {
 	ID         ID
 	Stream     string      // the event stream the event is in
 	Subject    string      // the event's subject there: <prefix>.<aggregate type>.<id token>
-	Header     nats.Header // the event's stored headers (the envelope), Nats-Msg-Id included
+	Header     nats.Header // the event's stored headers (the envelope), Nats-Msg-Id included where the event has one
 	Data       []byte      // the encoded event; nil if it was gone when the entry was written from an advisory
 	EventTime  time.Time   // when the event was stored; zero if unknown
 	Error      string      // the handler's last error, or the advisory's account of it
@@ -249,7 +249,9 @@ func (q *DLQ) write(ctx context.Context, e Entry, ifAbsent bool) error {
 			h[k] = v
 		}
 	}
-	h.Set(hdrDLQMsgID, e.Header.Get(jetstream.MsgIDHeader))
+	if id := e.Header.Get(jetstream.MsgIDHeader); id != "" {
+		h.Set(hdrDLQMsgID, id)
+	}
 	h.Set(hdrDLQHandler, e.ID.Handler)
 	h.Set(hdrDLQError, e.Error)
 	h.Set(hdrDLQReason, string(e.Reason))

@@ -191,7 +191,7 @@ func TestRetriesThenDeadLetters(t *testing.T) {
 		t.Errorf("time %v, test began %v", en.Time, before)
 	case en.Subject != orig.Subject || en.Stream != e.store.StreamName() || string(en.Data) != string(orig.Data) || len(en.Data) == 0:
 		t.Errorf("entry subject %q stream %q data %q; original %q %q", en.Subject, en.Stream, en.Data, orig.Subject, orig.Data)
-	case en.EventType() != "order.placed" || en.Header.Get("Nats-Msg-Id") != orig.Header.Get("Nats-Msg-Id"):
+	case en.EventType() != "order.placed" || en.Header.Get(lxjs.IDHeader) == "" || en.Header.Get(lxjs.IDHeader) != orig.Header.Get(lxjs.IDHeader) || en.Header.Get("Nats-Msg-Id") != orig.Header.Get("Nats-Msg-Id"):
 		t.Errorf("entry headers %v, original %v", en.Header, orig.Header)
 	case !en.EventTime.Equal(orig.Time):
 		t.Errorf("event time %v, stored %v", en.EventTime, orig.Time)
