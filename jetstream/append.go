@@ -62,7 +62,7 @@ func (s *EventStore) Append(ctx context.Context, stream platform.StreamID, expec
 
 	a := &appendOp{s: s, stream: stream, subject: subject, events: events, expected: expected, msgs: make([]*nats.Msg, len(events))}
 	for i := range events {
-		a.msgs[i] = s.newMsg(subject, &events[i], bodies[i], expected.IsAny())
+		a.msgs[i] = s.newMsg(subject, &events[i], bodies[i], expected.IsAny(), len(events) > 1)
 	}
 	if err := a.checkSizes(); err != nil {
 		return platform.AppendResult{}, err

@@ -44,8 +44,19 @@ const (
 // minutes by default) and pays for it on every publish: 0.82 of a raw
 // conditional publish with it against 0.90 without, concurrent appends
 // without fsync (docs/benchmarks.md).
-func (s *EventStore) newMsg(subject string, e *platform.Envelope, body []byte, dedupe bool) *nats.Msg {
-	h := make(nats.Header, 9+len(e.Metadata))
+func (s *EventStore) newMsg(subject string, e *platform.Envelope, body []byte, dedupe, batch bool) *nats.Msg {
+	// Sized for every header the message will carry: a map of up to eight
+	// is one allocation, and a larger one must not grow while being filled.
+	n := 6 + len(e.Metadata) // ID, type, schema, codec, version, expected sequence
+	for _, more := range [...]bool{dedupe, e.CorrelationID != "", e.CausationID != ""} {
+		if more {
+			n++
+		}
+	}
+	if batch {
+		n += 3 // the batch's ID, sequence and commit
+	}
+	h := make(nats.Header, n)
 	// One backing array for the header values saves an allocation per header.
 	vals := &[...]string{e.ID, e.Type, strconv.Itoa(e.SchemaVersion), s.codec.Name(), e.CorrelationID, e.CausationID, ""}
 	h[hdrID] = vals[0:1:1]
