@@ -286,7 +286,7 @@ func (r *Remote) incoming(req micro.Request, typ string) (context.Context, conte
 			return r.base, func() {}, nil, Message{}, platform.Errorf(platform.CodeInvalidArgument, "header %s %q is not a duration: send a Go duration such as \"1.5s\"", HeaderTimeout, v)
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.base, d)
+	ctx, cancel := withLazyDeadline(r.base, time.Now().Add(d))
 	ctx = r.propag.Extract(ctx, headerCarrier(h))
 	codec, err := platform.CodecByName(h.Get(HeaderCodec))
 	if err != nil {
