@@ -178,8 +178,8 @@ func (c *core[R]) send(ctx context.Context, m Message) (*nats.Msg, error) {
 func (c *core[R]) served(typ string) func(micro.Request) {
 	return func(req micro.Request) {
 		r := c.o.Remote
-		ctx, cancel, codec, m, err := r.incoming(req, typ)
-		defer cancel()
+		deadline, ctx, codec, m, err := r.incoming(req, typ)
+		defer deadline.stop()
 		if err != nil {
 			r.respondError(req, codec, err)
 			return

@@ -21,41 +21,51 @@ import (
 type lazyDeadline struct {
 	parent   context.Context
 	deadline time.Time
-	once     sync.Once
-	armed    atomic.Bool
-	timed    context.Context // parent with the deadline, once armed
-	cancel   context.CancelFunc
+
+	mu      sync.Mutex
+	timed   context.Context // parent with the deadline, once armed
+	cancel  context.CancelFunc
+	stopped bool
+	armed   atomic.Bool // timed is set
+	ended   atomic.Bool // stop was called
 }
 
-// withLazyDeadline returns a context that ends at deadline, as
-// context.WithDeadline does; stop ends it as that function's cancel does.
-func withLazyDeadline(parent context.Context, deadline time.Time) (ctx context.Context, stop context.CancelFunc) {
-	c := &lazyDeadline{parent: parent, deadline: deadline}
-	return c, c.stop
+func withLazyDeadline(parent context.Context, deadline time.Time) *lazyDeadline {
+	return &lazyDeadline{parent: parent, deadline: deadline}
 }
 
 func (c *lazyDeadline) arm() context.Context {
-	c.once.Do(func() {
+	if c.armed.Load() {
+		return c.timed
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.timed == nil {
 		c.timed, c.cancel = context.WithDeadline(c.parent, c.deadline)
+		if c.stopped {
+			c.cancel()
+		}
 		c.armed.Store(true)
-	})
+	}
 	return c.timed
 }
 
-// stop ends the context as context.WithDeadline's cancel would, without
-// arming a timer: a goroutine the handler left behind finds it ended.
+// stop ends the context as context.WithDeadline's cancel does; a
+// goroutine the handler left behind finds it ended.
 func (c *lazyDeadline) stop() {
-	c.once.Do(func() {
-		c.timed, c.cancel = context.WithCancel(c.parent)
-		c.armed.Store(true)
-	})
-	c.cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	c.ended.Store(true)
+	if c.cancel != nil {
+		c.cancel()
+	}
 }
 
-// live reports that the deadline was not armed and has not passed, so the
-// parent answers for the context.
+// live reports that the parent answers for the context: nothing armed
+// the deadline, it has not passed and the context was not stopped.
 func (c *lazyDeadline) live() bool {
-	return !c.armed.Load() && time.Now().Before(c.deadline)
+	return !c.armed.Load() && !c.ended.Load() && time.Now().Before(c.deadline)
 }
 
 func (c *lazyDeadline) Deadline() (time.Time, bool) { return c.deadline, true }
@@ -69,7 +79,7 @@ func (c *lazyDeadline) Err() error {
 	return c.arm().Err()
 }
 
-// Value answers from the parent while the deadline is live, so that
+// Value answers from the parent while the context is live, so that
 // context.Cause, which finds the nearest cancellation through Value, sees
 // the deadline once it has passed.
 func (c *lazyDeadline) Value(key any) any {

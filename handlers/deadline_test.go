@@ -17,7 +17,8 @@ func TestLazyDeadlineActsAsWithDeadline(t *testing.T) {
 	parent := context.WithValue(context.Background(), lazyKey{}, "v")
 
 	t.Run("waited on", func(t *testing.T) {
-		ctx, stop := withLazyDeadline(parent, time.Now().Add(30*time.Millisecond))
+		ctx := withLazyDeadline(parent, time.Now().Add(30*time.Millisecond))
+		stop := ctx.stop
 		defer stop()
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > 30*time.Millisecond {
 			t.Fatalf("deadline %v, %v", dl, ok)
@@ -33,7 +34,8 @@ func TestLazyDeadlineActsAsWithDeadline(t *testing.T) {
 	})
 
 	t.Run("never waited on", func(t *testing.T) {
-		ctx, stop := withLazyDeadline(parent, time.Now().Add(20*time.Millisecond))
+		ctx := withLazyDeadline(parent, time.Now().Add(20*time.Millisecond))
+		stop := ctx.stop
 		defer stop()
 		if ctx.Err() != nil || context.Cause(ctx) != nil || ctx.Value(lazyKey{}) != "v" {
 			t.Fatalf("before the deadline: Err %v, Cause %v, value %v", ctx.Err(), context.Cause(ctx), ctx.Value(lazyKey{}))
@@ -57,7 +59,8 @@ func TestLazyDeadlineActsAsWithDeadline(t *testing.T) {
 
 	t.Run("parent cancelled", func(t *testing.T) {
 		p, cancel := context.WithCancel(parent)
-		ctx, stop := withLazyDeadline(p, time.Now().Add(time.Hour))
+		ctx := withLazyDeadline(p, time.Now().Add(time.Hour))
+		stop := ctx.stop
 		defer stop()
 		done := ctx.Done()
 		cancel()
@@ -71,7 +74,8 @@ func TestLazyDeadlineActsAsWithDeadline(t *testing.T) {
 		}
 		// A child made before anything waited also ends with the parent.
 		p2, cancel2 := context.WithCancel(parent)
-		ctx2, stop2 := withLazyDeadline(p2, time.Now().Add(time.Hour))
+		ctx2 := withLazyDeadline(p2, time.Now().Add(time.Hour))
+		stop2 := ctx2.stop
 		defer stop2()
 		child, cancelChild := context.WithCancel(ctx2)
 		defer cancelChild()
@@ -85,7 +89,8 @@ func TestLazyDeadlineActsAsWithDeadline(t *testing.T) {
 
 	t.Run("stopped", func(t *testing.T) {
 		for _, waited := range []bool{false, true} {
-			ctx, stop := withLazyDeadline(parent, time.Now().Add(time.Hour))
+			ctx := withLazyDeadline(parent, time.Now().Add(time.Hour))
+			stop := ctx.stop
 			if waited {
 				_ = ctx.Done()
 			}

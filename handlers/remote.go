@@ -276,21 +276,25 @@ func execCode(k Kind) platform.Code {
 }
 
 // incoming reads a served request: its codec, message fields and a context
-// carrying its deadline, trace context, correlation and causation.
-func (r *Remote) incoming(req micro.Request, typ string) (context.Context, context.CancelFunc, platform.Codec, Message, error) {
+// carrying its deadline, trace context, correlation and causation. The
+// caller stops the context when the request is answered.
+func (r *Remote) incoming(req micro.Request, typ string) (*lazyDeadline, context.Context, platform.Codec, Message, error) {
 	h := nats.Header(req.Headers())
 	d := r.opts.Timeout // a sender that is not a lexigram bus may send no deadline
+	var err error
 	if v := h.Get(HeaderTimeout); v != "" {
-		var err error
 		if d, err = time.ParseDuration(v); err != nil {
-			return r.base, func() {}, nil, Message{}, platform.Errorf(platform.CodeInvalidArgument, "header %s %q is not a duration: send a Go duration such as \"1.5s\"", HeaderTimeout, v)
+			d, err = r.opts.Timeout, platform.Errorf(platform.CodeInvalidArgument, "header %s %q is not a duration: send a Go duration such as \"1.5s\"", HeaderTimeout, v)
 		}
 	}
-	ctx, cancel := withLazyDeadline(r.base, time.Now().Add(d))
-	ctx = r.propag.Extract(ctx, headerCarrier(h))
+	deadline := withLazyDeadline(r.base, time.Now().Add(d))
+	if err != nil {
+		return deadline, deadline, nil, Message{}, err
+	}
+	ctx := r.propag.Extract(deadline, headerCarrier(h))
 	codec, err := platform.CodecByName(h.Get(HeaderCodec))
 	if err != nil {
-		return ctx, cancel, nil, Message{}, err
+		return deadline, ctx, nil, Message{}, err
 	}
 	msg := Message{ID: h.Get(HeaderID), Type: typ, CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID)}
 	if msg.ID == "" {
@@ -299,7 +303,7 @@ func (r *Remote) incoming(req micro.Request, typ string) (context.Context, conte
 	if msg.CorrelationID == "" {
 		msg.CorrelationID = msg.ID
 	}
-	return ctx, cancel, codec, msg, nil
+	return deadline, ctx, codec, msg, nil
 }
 
 // respondError sends err with its code in the micro error headers and its
