@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -221,6 +222,13 @@ func newRunner(opts Options) (*runner, error) {
 	if opts.Quick {
 		r.plan = quickPlan
 	}
+	if opts.Out != nil {
+		r.out = &lockedWriter{w: opts.Out}
+		// Warnings of the embedded servers and the store say why a step
+		// failed (a server's "stream create failed" names the cause its
+		// API answer leaves out), so they go with the progress lines.
+		r.log = slog.New(slog.NewTextHandler(r.out, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	if r.out == nil {
 		r.out = io.Discard
 	}
@@ -235,6 +243,18 @@ func newRunner(opts Options) (*runner, error) {
 		return nil, fmt.Errorf("bench: the event body is %d bytes, not %d: adjust Deposited", len(r.body), BodySize)
 	}
 	return r, nil
+}
+
+// lockedWriter lets the progress lines and the servers' log share Out.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func (r *runner) progress(format string, args ...any) {
