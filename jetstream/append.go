@@ -25,6 +25,7 @@ const (
 	codeBatchTooManyInflight = 10210
 	codeBatchDuplicateMsgID  = 10201 // a resent batch whose events are stored already
 	codeBatchNotEnabled      = 10174
+	codeStreamStoreFailed    = 10049 // the server could not create the stream's files
 )
 
 // noFirstAck sends a batch without waiting for the server's empty answer

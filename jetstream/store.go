@@ -207,6 +207,19 @@ func (s *EventStore) ensureStream(ctx context.Context) (jetstream.Stream, error)
 	st, err := s.js.Stream(ctx, o.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		st, err = s.js.CreateStream(ctx, want)
+		// nats-server 2.15.2 removes an account's streams directory in a
+		// goroutine once its last stream is deleted; a stream created at
+		// that moment fails with "error creating store for stream". The
+		// race is over within milliseconds; a lasting cause (a directory
+		// that cannot be written) fails every attempt and is reported.
+		for backoff := 20 * time.Millisecond; apiCode(err) == codeStreamStoreFailed && backoff <= 320*time.Millisecond; backoff *= 2 {
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return nil, platform.Errorf(platform.CodeStoreUnavailable, "create stream %s: %w", o.Stream, ctx.Err())
+			}
+			st, err = s.js.CreateStream(ctx, want)
+		}
 		if err != nil {
 			return nil, platform.Errorf(platform.CodeStoreUnavailable, "create stream %s: %w", o.Stream, err)
 		}
