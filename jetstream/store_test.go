@@ -377,3 +377,25 @@ func TestAtomicTurnedOffUnderTheStore(t *testing.T) {
 		t.Fatalf("%d messages stored by a refused batch", info.State.Msgs)
 	}
 }
+
+// TestStreamCreatedAsTheLastOneIsDeleted: nats-server removes an account's
+// streams directory in the background once its last stream is deleted; a
+// store started at that moment still starts.
+func TestStreamCreatedAsTheLastOneIsDeleted(t *testing.T) {
+	s := embeddedtest.Server(t)
+	js, err := jetstream.New(embeddedtest.Conn(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	for i := range 100 {
+		name := "LAST" + strconv.Itoa(i)
+		st, err := lxjs.New(ctx, js, lxjs.Options{Stream: name, SubjectPrefix: strings.ToLower(name), Registry: testRegistry(), Logger: embeddedtest.Logger(t)})
+		if err != nil {
+			t.Fatalf("store %d, created right after the only stream was deleted: %v", i, err)
+		}
+		if err := js.DeleteStream(ctx, st.StreamName()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
