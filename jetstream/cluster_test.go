@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -104,4 +105,46 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("stale append after failover: want a conflict, got %v", err)
 	}
 	c.Restart(leader)
+}
+
+// TestReadSeesOwnAppendOnR3: any replica answers a direct get, and a
+// follower may not have applied the newest append or purge yet; a read
+// right after them still sees them.
+func TestReadSeesOwnAppendOnR3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three-node cluster")
+	}
+	c := embeddedtest.Cluster(t)
+	js, err := jetstream.New(c.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	st, err := lxjs.New(ctx, js, lxjs.Options{Stream: "RYW", SubjectPrefix: "ryw", Replicas: 3, Registry: testRegistry(), Logger: embeddedtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		id := platform.StreamID{Type: "order", ID: strconv.Itoa(i)}
+		res, err := st.Append(ctx, id, platform.NoStream(), events(orderPlaced{"c"}, itemAdded{SKU: "a"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Append(ctx, id, platform.ExactRevision(res.Revision()), events(itemAdded{SKU: "b"})); err != nil {
+			t.Fatal(err)
+		}
+		if got := readStream(t, st, id); len(got) != 3 {
+			t.Fatalf("aggregate %d: read %d events right after appending 3", i, len(got))
+		}
+		// A purge takes longer to apply on a follower than an append.
+		if err := st.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Append(ctx, id, platform.NoStream(), events(orderPlaced{"again"})); err != nil {
+			t.Fatal(err)
+		}
+		if got := readStream(t, st, id); len(got) != 1 || got[0].Event != (orderPlaced{"again"}) {
+			t.Fatalf("aggregate %d: read %d events right after deleting it and appending 1", i, len(got))
+		}
+	}
 }

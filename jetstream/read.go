@@ -5,6 +5,7 @@ import (
 	"errors"
 	"iter"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -53,10 +54,53 @@ func (s *EventStore) Read(ctx context.Context, stream platform.StreamID, after p
 
 // readDirect pages through the subject with batched direct gets: no
 // consumer is created, and each page is one request.
+//
+// Any replica answers a direct get, and a follower may not have applied
+// the newest appends and deletes yet, so on a replicated stream a read
+// could miss the caller's own append or return events it just deleted.
+// There the read first asks the leader for the aggregate's first and last
+// positions, skips what lies before the first (deletes only remove the
+// oldest events) and reads until it has reached the last, asking again
+// while a follower is behind.
 func (s *EventStore) readDirect(ctx context.Context, subject string, start uint64) iter.Seq2[*jetstream.RawStreamMsg, error] {
 	return func(yield func(*jetstream.RawStreamMsg, error) bool) {
-		for more := true; more; {
+		var first, fence uint64 // the leader's first position from start, and last, on subject
+		if s.opts.Replicas > 1 {
+			var err error
+			if first, fence, err = s.span(ctx, subject, start); err != nil {
+				yield(nil, err)
+				return
+			}
+		}
+		backoff := time.Millisecond
+		for more := true; more || start <= fence; {
+			if !more {
+				// The replica that answered is behind the leader.
+				if backoff > followerWait {
+					yield(nil, platform.Errorf(platform.CodeStoreUnavailable,
+						"read %s: the replicas that answered have not caught up with the stream leader's position %d in %v: check the cluster's health (nats stream report)", subject, fence, 2*followerWait))
+					return
+				}
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					yield(nil, ctx.Err())
+					return
+				}
+				backoff *= 2
+				// Deleted or truncated meanwhile, the position may be gone.
+				last, err := s.last(ctx, subject)
+				if err != nil {
+					yield(nil, err)
+					return
+				}
+				fence = min(fence, last.seq)
+			}
 			for m, err := range s.getter.page(ctx, subject, start, readPage, &more) {
+				if err == nil && m.Sequence < first {
+					start = m.Sequence + 1 // deleted on the leader
+					continue
+				}
 				if !yield(m, err) || err != nil {
 					return
 				}
@@ -65,6 +109,27 @@ func (s *EventStore) readDirect(ctx context.Context, subject string, start uint6
 		}
 	}
 }
+
+// span asks the stream leader for the positions of the aggregate's first
+// event from start and of its last event; none gives 0, 0.
+func (s *EventStore) span(ctx context.Context, subject string, start uint64) (first, last uint64, err error) {
+	tail, err := s.last(ctx, subject)
+	if err != nil || tail.seq < start {
+		return 0, 0, err
+	}
+	m, err := s.getMsg(ctx, msgRequest{Seq: start, NextFor: subject})
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, 0, nil // deleted meanwhile
+	}
+	if err != nil {
+		return 0, 0, platform.Errorf(platform.CodeStoreUnavailable, "read the first event on %s: %w", subject, err)
+	}
+	return m.Sequence, tail.seq, nil
+}
+
+// followerWait bounds the last wait for a replica to catch up with the
+// leader; the waits double from 1 ms, about twice this in all.
+const followerWait = 512 * time.Millisecond
 
 // readSubject yields one aggregate's stored messages from start on:
 // batched direct gets where the server has them (2.11+), an ordered
