@@ -19,6 +19,10 @@
 // own expected sequence and its own answer.
 //
 // Reading one aggregate creates no consumer: it pages through batched
-// direct gets (server 2.11+; an ordered consumer on older servers).
+// direct gets (server 2.11+; an ordered consumer on older servers). Any
+// replica answers a direct get, so on a replicated stream a read first
+// asks the leader for the aggregate's first and last positions (two small
+// requests) and reads to the last, skipping what the leader has deleted:
+// a read sees the appends and deletes made before it.
 // ReadAll and Subscribe (the live tail) use an ordered consumer.
 package jetstream
