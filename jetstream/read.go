@@ -224,7 +224,6 @@ func (s *EventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[platfo
 	}
 }
 
-// Delete purges the aggregate's subject.
 // Subscribe yields every event after position after in stream order, then
 // each new event as it is stored, until ctx ends (its error is the last
 // thing yielded) or the caller stops. It reads through an ordered
@@ -249,6 +248,7 @@ func (s *EventStore) Subscribe(ctx context.Context, after uint64) iter.Seq2[plat
 	}
 }
 
+// Delete purges the aggregate's subject.
 func (s *EventStore) Delete(ctx context.Context, stream platform.StreamID) error {
 	if err := stream.Validate(); err != nil {
 		return err
