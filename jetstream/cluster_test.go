@@ -114,16 +114,8 @@ func TestReadSeesOwnAppendOnR3(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three-node cluster")
 	}
-	c := embeddedtest.Cluster(t)
-	js, err := jetstream.New(c.Connect(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, st := newR3(t)
 	ctx := t.Context()
-	st, err := lxjs.New(ctx, js, lxjs.Options{Stream: "RYW", SubjectPrefix: "ryw", Replicas: 3, Registry: testRegistry(), Logger: embeddedtest.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for i := range 200 {
 		id := platform.StreamID{Type: "order", ID: strconv.Itoa(i)}
 		res, err := st.Append(ctx, id, platform.NoStream(), events(orderPlaced{"c"}, itemAdded{SKU: "a"}))
