@@ -73,6 +73,29 @@ func alternateWith[T any](ctx context.Context, r *runner, e *env, storage jetstr
 	return o, w, nil
 }
 
+// alternateTimed times ours and raw for r.plan.rounds rounds each on a
+// setup they share, ours first in even rounds and raw first in odd ones,
+// and returns every call's duration, round by round.
+func alternateTimed(ctx context.Context, r *runner, ours, raw op) (o, w [][]time.Duration, err error) {
+	for i := range r.plan.rounds {
+		sides := []struct {
+			f   op
+			out *[][]time.Duration
+		}{{ours, &o}, {raw, &w}}
+		if i%2 == 1 {
+			slices.Reverse(sides)
+		}
+		for _, s := range sides {
+			d, err := timed(ctx, r.plan.latencyPhase, s.f)
+			if err != nil {
+				return nil, nil, err
+			}
+			*s.out = append(*s.out, d)
+		}
+	}
+	return o, w, nil
+}
+
 // hammer runs one goroutine per op, each calling it in a loop until d has
 // passed, and returns the completed calls per second.
 func hammer(ctx context.Context, d time.Duration, ops []op) (float64, error) {
@@ -255,6 +278,12 @@ func (r *runner) appendConcurrent(ctx context.Context, e *env, suffix string) ([
 
 // appendLatency: one writer, sequential single-event appends.
 func (r *runner) appendLatency(ctx context.Context, e *env, suffix string) ([]Figure, error) {
+	return r.sequentialLatency(ctx, e, "append.latency", suffix, nil, "")
+}
+
+// sequentialLatency times one writer's single-event appends, ours (with
+// oursOpts) against raw, and returns the name.p50 and name.p99 figures.
+func (r *runner) sequentialLatency(ctx context.Context, e *env, name, suffix string, oursOpts func(*lxjs.Options), what string) ([]Figure, error) {
 	ids := owned(0, 1, latencyAggregates)
 	ours := func(ctx context.Context, st *lxjs.EventStore) ([]time.Duration, error) {
 		return timed(ctx, r.plan.latencyPhase, oursAppend(st, ids, 1, false))
@@ -266,16 +295,16 @@ func (r *runner) appendLatency(ctx context.Context, e *env, suffix string) ([]Fi
 		}
 		return timed(ctx, r.plan.latencyPhase, f)
 	}
-	o, w, err := alternate(ctx, r, e, jetstream.FileStorage, ours, raw)
+	o, w, err := alternateWith(ctx, r, e, jetstream.FileStorage, oursOpts, ours, raw)
 	if err != nil {
 		return nil, err
 	}
 	oursS, rawS := slices.Sorted(slices.Values(slices.Concat(o...))), slices.Sorted(slices.Values(slices.Concat(w...)))
-	note := fmt.Sprintf("%d ours and %d raw samples pooled from %d alternating rounds of %.1fs per side, each on a fresh stream; lower is better",
-		len(oursS), len(rawS), r.plan.rounds, r.plan.latencyPhase.Seconds())
+	note := fmt.Sprintf("%s%d ours and %d raw samples pooled from %d alternating rounds of %.1fs per side, each on a fresh stream; lower is better",
+		what, len(oursS), len(rawS), r.plan.rounds, r.plan.latencyPhase.Seconds())
 	return []Figure{
-		{Name: "append.latency.p50" + suffix, Ours: ms(percentile(oursS, 50)), Raw: ms(percentile(rawS, 50)), Unit: "ms", Target: "<= 1.15", Note: note},
-		{Name: "append.latency.p99" + suffix, Ours: ms(percentile(oursS, 99)), Raw: ms(percentile(rawS, 99)), Unit: "ms", Note: note},
+		{Name: name + ".p50" + suffix, Ours: ms(percentile(oursS, 50)), Raw: ms(percentile(rawS, 50)), Unit: "ms", Target: "<= 1.15", Note: note},
+		{Name: name + ".p99" + suffix, Ours: ms(percentile(oursS, 99)), Raw: ms(percentile(rawS, 99)), Unit: "ms", Note: note},
 	}, nil
 }
 

@@ -199,23 +199,12 @@ func (r *runner) busRemote(ctx context.Context, e *env) ([]Figure, error) {
 		return err
 	}
 
-	var oursS, rawS [][]time.Duration
+	oursS, rawS, err := alternateTimed(ctx, r, ours, raw)
+	if err != nil {
+		return nil, err
+	}
 	var p50s []float64
-	for i := range r.plan.rounds {
-		sides := []struct {
-			f   op
-			out *[][]time.Duration
-		}{{ours, &oursS}, {raw, &rawS}}
-		if i%2 == 1 {
-			slices.Reverse(sides)
-		}
-		for _, s := range sides {
-			d, err := timed(ctx, r.plan.latencyPhase, s.f)
-			if err != nil {
-				return nil, err
-			}
-			*s.out = append(*s.out, d)
-		}
+	for i := range oursS {
 		op50 := percentile(slices.Sorted(slices.Values(oursS[i])), 50)
 		rp50 := percentile(slices.Sorted(slices.Values(rawS[i])), 50)
 		if rp50 > 0 {

@@ -153,28 +153,7 @@ func (r *runner) groupConcurrent(ctx context.Context, e *env, name, suffix strin
 
 // groupLatency: one writer with group commit on, sequential appends.
 func (r *runner) groupLatency(ctx context.Context, e *env, suffix string) ([]Figure, error) {
-	ids := owned(0, 1, latencyAggregates)
-	ours := func(ctx context.Context, st *lxjs.EventStore) ([]time.Duration, error) {
-		return timed(ctx, r.plan.latencyPhase, oursAppend(st, ids, 1, false))
-	}
-	raw := func(ctx context.Context, st *lxjs.EventStore) ([]time.Duration, error) {
-		f, err := r.rawAppend(e.js, st, ids, 1, false)
-		if err != nil {
-			return nil, err
-		}
-		return timed(ctx, r.plan.latencyPhase, f)
-	}
-	o, w, err := alternateWith(ctx, r, e, jetstream.FileStorage, withGroupCommit, ours, raw)
-	if err != nil {
-		return nil, err
-	}
-	oursS, rawS := slices.Sorted(slices.Values(slices.Concat(o...))), slices.Sorted(slices.Values(slices.Concat(w...)))
-	note := fmt.Sprintf("one writer, group commit on: an append alone goes out at once; %d ours and %d raw samples pooled from %d alternating rounds; lower is better",
-		len(oursS), len(rawS), r.plan.rounds)
-	return []Figure{
-		{Name: "groupcommit.latency.p50" + suffix, Ours: ms(percentile(oursS, 50)), Raw: ms(percentile(rawS, 50)), Unit: "ms", Target: "<= 1.15", Note: note},
-		{Name: "groupcommit.latency.p99" + suffix, Ours: ms(percentile(oursS, 99)), Raw: ms(percentile(rawS, 99)), Unit: "ms", Note: note},
-	}, nil
+	return r.sequentialLatency(ctx, e, "groupcommit.latency", suffix, withGroupCommit, "one writer, group commit on: an append alone goes out at once; ")
 }
 
 // oursStaleAppend is oursAppend where pct percent of the calls append on

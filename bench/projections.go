@@ -354,23 +354,11 @@ func (r *runner) commandToRead(ctx context.Context, e *env) ([]Figure, error) {
 		_, err := appendOne(ctx)
 		return err
 	}
-	var o, w []time.Duration
-	for i := range r.plan.rounds {
-		sides := []struct {
-			f   op
-			out *[]time.Duration
-		}{{ours, &o}, {raw, &w}}
-		if i%2 == 1 {
-			slices.Reverse(sides)
-		}
-		for _, s := range sides {
-			d, err := timed(ctx, r.plan.latencyPhase, s.f)
-			if err != nil {
-				return nil, err
-			}
-			*s.out = append(*s.out, d...)
-		}
+	oRounds, wRounds, err := alternateTimed(ctx, r, ours, raw)
+	if err != nil {
+		return nil, err
 	}
+	o, w := slices.Concat(oRounds...), slices.Concat(wRounds...)
 	if st, err := m.Status(ctx, "read"); err != nil || st.State != projections.Live {
 		return nil, errors.Join(err, fmt.Errorf("the projection ended %s", st.State))
 	}
