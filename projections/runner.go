@@ -781,14 +781,10 @@ func (s *kvSink) apply(ctx context.Context, events []platform.Envelope, read int
 // saveAsync starts saving the position once the previous save is done.
 // A failure (a conflict) is returned by the next save or flush.
 func (s *kvSink) saveAsync(ctx context.Context) error {
-	if err := s.await(); err != nil {
+	cp, due, err := s.due()
+	if !due {
 		return err
 	}
-	if s.pos == s.cp.Position {
-		return nil
-	}
-	cp := s.cp
-	cp.Position = s.pos
 	done := make(chan savedCheckpoint, 1)
 	// The save outlives a stop of the run: cancelled half-way, it could
 	// land without our knowing its revision, and the stop's own save of
@@ -801,6 +797,20 @@ func (s *kvSink) saveAsync(ctx context.Context) error {
 	}()
 	s.saving, s.unsaved = done, 0
 	return nil
+}
+
+// due waits for the save in flight and returns the checkpoint at the
+// run's position, unless that position is saved already.
+func (s *kvSink) due() (platform.Checkpoint, bool, error) {
+	if err := s.await(); err != nil {
+		return platform.Checkpoint{}, false, err
+	}
+	if s.pos == s.cp.Position {
+		return platform.Checkpoint{}, false, nil
+	}
+	cp := s.cp
+	cp.Position = s.pos
+	return cp, true, nil
 }
 
 func (s *kvSink) await() error {
@@ -829,14 +839,10 @@ func handle(ctx context.Context, h Handler, gen Generation, e *platform.Envelope
 }
 
 func (s *kvSink) flush(ctx context.Context) error {
-	if err := s.await(); err != nil {
+	cp, due, err := s.due()
+	if !due {
 		return err
 	}
-	if s.pos == s.cp.Position {
-		return nil
-	}
-	cp := s.cp
-	cp.Position = s.pos
 	saved, err := s.store.SaveCheckpoint(ctx, cp)
 	if err != nil {
 		return fmt.Errorf("save checkpoint %q at position %d: %w", s.name, s.pos, err)
