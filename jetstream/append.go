@@ -161,11 +161,9 @@ func (a *appendOp) send(ctx context.Context, base tail) (platform.AppendResult, 
 			}
 			if a.expected.IsAny() && attempt < maxAttempts {
 				// Any accepts whatever version is there: decide again.
-				if base, err = a.base(ctx); err != nil {
-					return platform.AppendResult{}, err
-				}
-				if res, ok := a.alreadyStored(base); ok {
-					return res, nil
+				var stored bool
+				if base, res, stored, err = a.start(ctx); stored || err != nil {
+					return res, err
 				}
 				continue
 			}

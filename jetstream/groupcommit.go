@@ -374,7 +374,7 @@ func (c *committer) settle(ctx context.Context, group []*pending) (again []*pend
 				p.done <- outcome{res: res}
 				continue
 			}
-			if res, ok := p.a.alreadyStored(cur); ok && p.a.expected.IsAny() {
+			if res, ok := p.a.alreadyStored(cur); ok {
 				p.done <- outcome{res: res}
 				continue
 			}

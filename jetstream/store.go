@@ -220,6 +220,9 @@ func (s *EventStore) ensureStream(ctx context.Context) (jetstream.Stream, error)
 			}
 			st, err = s.js.CreateStream(ctx, want)
 		}
+		if apiCode(err) == codeStreamStoreFailed {
+			return nil, platform.Errorf(platform.CodeStoreUnavailable, "create stream %s: %w (the server could not create the stream's files: check that its JetStream store directory is writable and has room; the server's log names the cause)", o.Stream, err)
+		}
 		if err != nil {
 			return nil, platform.Errorf(platform.CodeStoreUnavailable, "create stream %s: %w", o.Stream, err)
 		}

@@ -230,10 +230,10 @@ func TestEventIDHeaders(t *testing.T) {
 	if h.Get(lxjs.IDHeader) != exact.ID || h.Get(jetstream.MsgIDHeader) != "" {
 		t.Fatalf("conditional append: Lx-Id %q, Nats-Msg-Id %q; want %q and none", h.Get(lxjs.IDHeader), h.Get(jetstream.MsgIDHeader), exact.ID)
 	}
-	any := platform.Envelope{ID: platform.NewEventID(), Event: itemAdded{SKU: "a"}}
-	h = stored(any, platform.Any())
-	if h.Get(lxjs.IDHeader) != any.ID || h.Get(jetstream.MsgIDHeader) != any.ID {
-		t.Fatalf("Any append: Lx-Id %q, Nats-Msg-Id %q; want %q in both", h.Get(lxjs.IDHeader), h.Get(jetstream.MsgIDHeader), any.ID)
+	unconditional := platform.Envelope{ID: platform.NewEventID(), Event: itemAdded{SKU: "a"}}
+	h = stored(unconditional, platform.Any())
+	if h.Get(lxjs.IDHeader) != unconditional.ID || h.Get(jetstream.MsgIDHeader) != unconditional.ID {
+		t.Fatalf("Any append: Lx-Id %q, Nats-Msg-Id %q; want %q in both", h.Get(lxjs.IDHeader), h.Get(jetstream.MsgIDHeader), unconditional.ID)
 	}
 
 	subject, _ := env.store.Subject(id)
@@ -246,8 +246,8 @@ func TestEventIDHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := readStream(t, env.store, id)
-	if len(got) != 3 || got[0].ID != exact.ID || got[1].ID != any.ID || got[2].ID != "old-id" {
-		t.Fatalf("read back IDs %v; want %s, %s, old-id", ids(got), exact.ID, any.ID)
+	if len(got) != 3 || got[0].ID != exact.ID || got[1].ID != unconditional.ID || got[2].ID != "old-id" {
+		t.Fatalf("read back IDs %v; want %s, %s, old-id", ids(got), exact.ID, unconditional.ID)
 	}
 }
 
