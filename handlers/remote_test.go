@@ -408,3 +408,24 @@ func TestRemoteCloseCancelsRunningHandlers(t *testing.T) {
 		t.Error("a closed Remote served a new handler")
 	}
 }
+
+// TestRemoteBadTimeoutHeader: a sender that is not a lexigram bus and
+// sends a deadline that is not a duration gets an invalid-argument error
+// naming the header, and the handler never runs.
+func TestRemoteBadTimeoutHeader(t *testing.T) {
+	srv := embeddedtest.Server(t)
+	remote := newRemote(t, embeddedtest.Conn(t, srv))
+	server := newApp(t, handlers.Options{Remote: remote})
+	nc := embeddedtest.Conn(t, srv)
+	m := nats.NewMsg(remote.Subject(handlers.KindCommand, "test.place-order"))
+	m.Header.Set(handlers.HeaderTimeout, "soon")
+	m.Data, _ = platform.Msgpack.Marshal(PlaceOrder{OrderID: "o-bad", Customer: "ada"})
+	resp, err := nc.RequestMsg(m, 10*time.Second)
+	must(t, err)
+	if code, desc := resp.Header.Get(micro.ErrorCodeHeader), resp.Header.Get(micro.ErrorHeader); code != string(platform.CodeInvalidArgument) || !strings.Contains(desc, handlers.HeaderTimeout) || !strings.Contains(desc, `"soon"`) {
+		t.Fatalf("reply code %q, error %q: want %s naming %s and its value", code, desc, platform.CodeInvalidArgument, handlers.HeaderTimeout)
+	}
+	if stored := events(t, server.store); len(stored) != 0 {
+		t.Fatalf("%d events stored by a request that was refused", len(stored))
+	}
+}
