@@ -39,6 +39,18 @@ type runHandle struct {
 
 func (p *projection) start(ctx context.Context) {
 	p.mu.Lock()
+	prev, ended := p.run, p.state == Faulted || p.state == Stopped
+	p.mu.Unlock()
+	if prev != nil && ended {
+		// A run that faulted or stopped may not have returned yet: a
+		// restart waits for it rather than taking it for a live one.
+		select {
+		case <-prev.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.run != nil {
 		select {
