@@ -130,7 +130,10 @@ func measure[M, R any](m *Metrics, kind Kind, inf info[M]) step[M, R] {
 	return func(next call[M, R]) call[M, R] {
 		return func(ctx context.Context, msg M) (R, error) {
 			typ, _ := inf(ctx, msg)
-			k := seriesKey{kind: kind, typ: typ, handler: HandlerName(ctx)}
+			k := seriesKey{kind: kind, typ: typ}
+			if kind == KindEvent { // only event handlers have names
+				k.handler = HandlerName(ctx)
+			}
 			s := m.get(k)
 			s.inflight.Inc()
 			start := time.Now()

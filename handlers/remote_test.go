@@ -429,3 +429,47 @@ func TestRemoteBadTimeoutHeader(t *testing.T) {
 		t.Fatalf("%d events stored by a request that was refused", len(stored))
 	}
 }
+
+// Requests reuse their messages: what one request sent (correlation,
+// causation, trace context) must not reach the next.
+func TestRemoteRequestsCarryOnlyTheirOwnHeaders(t *testing.T) {
+	ctx := ctxT(t)
+	tr := newTracing(t)
+	srv := embeddedtest.Server(t)
+	server := newApp(t, handlers.Options{Remote: newRemote(t, embeddedtest.Conn(t, srv))})
+	server.run(t)
+	c := client(t, embeddedtest.Conn(t, srv), tr.tp)
+	watch := embeddedtest.Conn(t, srv)
+	seen, err := watch.SubscribeSync("t.cmd.>")
+	must(t, err)
+	must(t, watch.Flush())
+
+	traced, span := tr.tp.Tracer("test").Start(platform.WithCausationID(platform.WithCorrelationID(ctx, "corr-1"), "cause-1"), "request")
+	_, err = c.Commands.Dispatch(traced, PlaceOrder{OrderID: "o-1", Customer: "ada", CmdID: "cmd-1"})
+	span.End()
+	must(t, err)
+	plain, cancel := context.WithTimeout(ctx, 7*time.Second)
+	defer cancel()
+	_, err = c.Commands.Dispatch(plain, PlaceOrder{OrderID: "o-2", Customer: "bob", CmdID: "cmd-2"})
+	must(t, err)
+
+	first, err := seen.NextMsgWithContext(ctx)
+	must(t, err)
+	for _, h := range []string{handlers.HeaderCorrelationID, handlers.HeaderCausationID, "traceparent"} {
+		if first.Header.Get(h) == "" {
+			t.Errorf("the first request has no %s header: %v", h, first.Header)
+		}
+	}
+	second, err := seen.NextMsgWithContext(ctx)
+	must(t, err)
+	// The second request starts a trace of its own (its dispatch span).
+	if got := len(second.Header); got != 3 || second.Header.Get(handlers.HeaderID) != "cmd-2" ||
+		second.Header.Get("traceparent")[:35] == first.Header.Get("traceparent")[:35] {
+		t.Errorf("the second request's headers are %v: want only %s: cmd-2, %s and a traceparent of another trace than %s",
+			second.Header, handlers.HeaderID, handlers.HeaderTimeout, first.Header.Get("traceparent"))
+	}
+	left, err := time.ParseDuration(second.Header.Get(handlers.HeaderTimeout))
+	if err != nil || left <= 6*time.Second || left > 7*time.Second {
+		t.Errorf("%s %q: want the 7s the caller had left, to the millisecond (%v)", handlers.HeaderTimeout, second.Header.Get(handlers.HeaderTimeout), err)
+	}
+}

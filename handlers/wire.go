@@ -24,6 +24,9 @@ const (
 	HeaderTimeout = "Lexigram-Timeout"
 )
 
+// traceparent is the W3C trace context header, which TraceContext reads.
+const traceparent = "traceparent"
+
 // headerCarrier lets OpenTelemetry propagators read and write NATS headers.
 type headerCarrier nats.Header
 
