@@ -3,7 +3,9 @@ package handlers
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -23,8 +25,10 @@ type core[R any] struct {
 	chain     func(h call[Message, R], mw []Middleware) call[Message, R]
 	encode    func(c platform.Codec, r R) ([]byte, error) // a served handler's reply
 
-	mu      sync.RWMutex
-	entries map[string]*entry[R]
+	// entries maps each type to its handler. Dispatches read it without a
+	// lock; registrations (rare) replace it under mu.
+	mu      sync.Mutex
+	entries atomic.Pointer[map[string]*entry[R]]
 }
 
 type entry[R any] struct {
@@ -35,8 +39,10 @@ type entry[R any] struct {
 
 func newCore[R any](kind Kind, o Options, chain func(call[Message, R], []Middleware) call[Message, R], encode func(platform.Codec, R) ([]byte, error)) *core[R] {
 	o.defaults()
-	return &core[R]{kind: kind, o: o, tracer: newSpanner(o.TracerProvider), spanNames: newNames("dispatch " + string(kind) + " "),
-		chain: chain, encode: encode, entries: map[string]*entry[R]{}}
+	c := &core[R]{kind: kind, o: o, tracer: newSpanner(o.TracerProvider), spanNames: newNames("dispatch " + string(kind) + " "),
+		chain: chain, encode: encode}
+	c.entries.Store(&map[string]*entry[R]{})
+	return c
 }
 
 // typeName returns the registered name of a message type.
@@ -56,12 +62,15 @@ func (c *core[R]) register(sc *Scope, name string, h call[Message, R], decode fu
 	}
 	e := &entry[R]{h: c.chain(h, c.o.Middleware), decode: decode, scope: sc}
 	c.mu.Lock()
-	if prev, ok := c.entries[name]; ok {
+	entries := *c.entries.Load()
+	if prev, ok := entries[name]; ok {
 		c.mu.Unlock()
 		return platform.Errorf(platform.CodeDuplicateHandler, "%s %q already has a handler%s: a %s type takes exactly one handler per bus; remove one of them (several processes serving the same type share its load, which is not a duplicate)",
 			c.kind, name, prev.scope.describe(), c.kind)
 	}
-	c.entries[name] = e
+	next := maps.Clone(entries)
+	next[name] = e
+	c.entries.Store(&next)
 	c.mu.Unlock()
 	if c.o.Remote != nil {
 		if err := c.o.Remote.serve(c.kind, name, c, serve); err != nil {
@@ -77,17 +86,16 @@ func (c *core[R]) register(sc *Scope, name string, h call[Message, R], decode fu
 
 func (c *core[R]) remove(name string, e *entry[R]) {
 	c.mu.Lock()
-	if c.entries[name] == e {
-		delete(c.entries, name)
+	if entries := *c.entries.Load(); entries[name] == e {
+		next := maps.Clone(entries)
+		delete(next, name)
+		c.entries.Store(&next)
 	}
 	c.mu.Unlock()
 }
 
 func (c *core[R]) lookup(name string) *entry[R] {
-	c.mu.RLock()
-	e := c.entries[name]
-	c.mu.RUnlock()
-	return e
+	return (*c.entries.Load())[name]
 }
 
 // Handles reports whether this bus has a handler of the type in process.
