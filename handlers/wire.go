@@ -19,8 +19,9 @@ const (
 	HeaderCorrelationID = "Lexigram-Correlation-Id" // absent: the message's ID
 	HeaderCausationID   = "Lexigram-Causation-Id"
 	HeaderCodec         = "Lexigram-Codec" // absent: msgpack
-	// HeaderTimeout is the caller's remaining time as a Go duration. A
-	// duration, not a deadline, so clock skew between hosts does not matter.
+	// HeaderTimeout is the caller's remaining time as a Go duration, cut
+	// to the millisecond. A duration, not a deadline, so clock skew between
+	// hosts does not matter.
 	HeaderTimeout = "Lexigram-Timeout"
 )
 
