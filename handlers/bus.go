@@ -186,8 +186,9 @@ func (c *core[R]) send(ctx context.Context, m Message) (*nats.Msg, error) {
 func (c *core[R]) served(typ string) func(micro.Request) {
 	return func(req micro.Request) {
 		r := c.o.Remote
-		deadline, ctx, codec, m, err := r.incoming(req, typ)
-		defer deadline.stop()
+		in, err := r.incoming(req, typ)
+		defer in.deadline.stop()
+		codec, m := in.codec, in.msg
 		if err != nil {
 			r.respondError(req, codec, err)
 			return
@@ -197,12 +198,12 @@ func (c *core[R]) served(typ string) func(micro.Request) {
 			r.respondError(req, codec, c.noHandler(typ))
 			return
 		}
-		if m.Body, err = e.decode(codec, req.Data()); err != nil {
+		if m.Body, err = e.decode(codec, in.body); err != nil {
 			r.respondError(req, codec, platform.Errorf(platform.CodeInvalidArgument, "%s %s (%s): decode the body with %s: %w (is the sender's type the same as this process's?)",
 				c.kind, typ, m.ID, codec.Name(), err))
 			return
 		}
-		res, err := c.run(ctx, e, m)
+		res, err := c.run(in.ctx, e, m)
 		if err != nil {
 			r.respondError(req, codec, err)
 			return

@@ -224,15 +224,23 @@ func (r *Remote) request(ctx context.Context, kind Kind, msg Message, codec plat
 	}
 	dl, _ := ctx.Deadline()
 	subject := r.subjects.get(kind, msg.Type)
-	// Headers cost time on both sides: send only what the other side
-	// cannot infer (the type is in the subject, msgpack is the default,
-	// the correlation ID is usually the message's own ID).
+	// Send in headers only what the other side cannot infer (the type is
+	// in the subject, msgpack is the default, the correlation ID is
+	// usually the message's own ID); see the wire format in wire.go.
 	out := outgoing.Get().(*outgoingRequest)
 	defer out.release()
 	m := &out.msg
-	m.Subject, m.Data = subject, data
-	out.set(HeaderID, msg.ID)
-	out.set(HeaderTimeout, r.timeoutText(time.Until(dl)))
+	m.Subject = subject
+	timeLeft := r.timeoutText(time.Until(dl))
+	var prefixed bool
+	if out.data, prefixed = appendPrefix(out.data[:0], msg.ID, timeLeft); prefixed {
+		out.data = append(out.data, data...)
+		m.Data = out.data
+	} else {
+		m.Data = data
+		out.set(HeaderID, msg.ID)
+		out.set(HeaderTimeout, timeLeft)
+	}
 	if codec.Name() != platform.Msgpack.Name() {
 		out.set(HeaderCodec, codec.Name())
 	}
@@ -265,13 +273,14 @@ func (r *Remote) request(ctx context.Context, kind Kind, msg Message, codec plat
 
 // outgoingRequest is a request's message, reused: nats.go has copied
 // subject, headers and data into its write buffer by the time
-// RequestMsgWithContext returns. Reuse saves four allocations per request
-// (the message, its header map and values), which on a process that
+// RequestMsgWithContext returns. Reuse saves the allocations of the
+// message, its header map and its prefixed body, which on a process that
 // waits in the poller between requests cost more than they do in a loop.
 type outgoingRequest struct {
 	msg  nats.Msg
 	vals [5]string // backs the header values, one element each
 	n    int
+	data []byte // the prefix and the body
 }
 
 var outgoing = sync.Pool{New: func() any { return &outgoingRequest{msg: nats.Msg{Header: make(nats.Header, 6)}} }}
@@ -286,6 +295,9 @@ func (o *outgoingRequest) release() {
 	clear(o.msg.Header) // keeps the map's room
 	o.vals, o.n = [5]string{}, 0
 	o.msg.Subject, o.msg.Data = "", nil
+	if cap(o.data) > 64<<10 { // a rare big command does not stay pinned in the pool
+		o.data = nil
+	}
 	outgoing.Put(o)
 }
 
@@ -324,38 +336,51 @@ func execCode(k Kind) platform.Code {
 	return platform.CodeCommandExecution
 }
 
-// incoming reads a served request: its codec, message fields and a context
-// carrying its deadline, trace context, correlation and causation. The
-// caller stops the context when the request is answered.
-func (r *Remote) incoming(req micro.Request, typ string) (*lazyDeadline, context.Context, platform.Codec, Message, error) {
+// servedRequest is a request read by incoming.
+type servedRequest struct {
+	deadline *lazyDeadline   // the caller's; stop it when the request is answered
+	ctx      context.Context // the deadline, trace context, correlation and causation
+	codec    platform.Codec  // nil when the request was refused before its codec was known
+	msg      Message         // without its body
+	body     []byte
+}
+
+// incoming reads a served request: its ID and time left (from the prefix,
+// or headers), codec, correlation and causation and trace context.
+func (r *Remote) incoming(req micro.Request, typ string) (servedRequest, error) {
 	h := nats.Header(req.Headers())
-	d := r.opts.Timeout // a sender that is not a lexigram bus may send no deadline
-	var err error
-	if v := h.Get(HeaderTimeout); v != "" {
-		if d, err = time.ParseDuration(v); err != nil {
-			d, err = r.opts.Timeout, platform.Errorf(platform.CodeInvalidArgument, "header %s %q is not a duration: send a Go duration such as \"1.5s\"", HeaderTimeout, v)
+	id, timeLeft, body, prefixed, err := cutPrefix(req.Data())
+	if !prefixed {
+		id, timeLeft = h.Get(HeaderID), h.Get(HeaderTimeout)
+	}
+	d, field := r.opts.Timeout, "header "+HeaderTimeout // a sender that is not a lexigram bus may send no deadline
+	if prefixed {
+		field = "the request prefix's time left"
+	}
+	if err == nil && timeLeft != "" {
+		if d, err = time.ParseDuration(timeLeft); err != nil {
+			d, err = r.opts.Timeout, platform.Errorf(platform.CodeInvalidArgument, "%s %q is not a duration: send a Go duration such as \"1.5s\"", field, timeLeft)
 		}
 	}
-	deadline := withLazyDeadline(r.base, time.Now().Add(d))
+	in := servedRequest{deadline: withLazyDeadline(r.base, time.Now().Add(d)), body: body}
+	in.ctx = in.deadline
 	if err != nil {
-		return deadline, deadline, nil, Message{}, err
+		return in, err
 	}
-	ctx := context.Context(deadline)
 	if _, traced := h[traceparent]; traced { // the propagator finds nothing without it
-		ctx = r.propag.Extract(deadline, headerCarrier(h))
+		in.ctx = r.propag.Extract(in.deadline, headerCarrier(h))
 	}
-	codec, err := platform.CodecByName(h.Get(HeaderCodec))
-	if err != nil {
-		return deadline, ctx, nil, Message{}, err
+	if in.codec, err = platform.CodecByName(h.Get(HeaderCodec)); err != nil {
+		return in, err
 	}
-	msg := Message{ID: h.Get(HeaderID), Type: typ, CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID)}
-	if msg.ID == "" {
-		msg.ID = newID()
+	in.msg = Message{ID: id, Type: typ, CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID)}
+	if in.msg.ID == "" {
+		in.msg.ID = newID()
 	}
-	if msg.CorrelationID == "" {
-		msg.CorrelationID = msg.ID
+	if in.msg.CorrelationID == "" {
+		in.msg.CorrelationID = in.msg.ID
 	}
-	return deadline, ctx, codec, msg, nil
+	return in, nil
 }
 
 // respondError sends err with its code in the micro error headers and its

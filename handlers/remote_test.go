@@ -431,8 +431,9 @@ func TestRemoteBadTimeoutHeader(t *testing.T) {
 }
 
 // Requests reuse their messages: what one request sent (correlation,
-// causation, trace context) must not reach the next.
-func TestRemoteRequestsCarryOnlyTheirOwnHeaders(t *testing.T) {
+// causation, trace context) must not reach the next. The ID and the time
+// left travel in the request prefix.
+func TestRemoteRequestsCarryOnlyTheirOwn(t *testing.T) {
 	ctx := ctxT(t)
 	tr := newTracing(t)
 	srv := embeddedtest.Server(t)
@@ -460,16 +461,64 @@ func TestRemoteRequestsCarryOnlyTheirOwnHeaders(t *testing.T) {
 			t.Errorf("the first request has no %s header: %v", h, first.Header)
 		}
 	}
+	if id, _, _, ok, err := handlers.CutPrefix(first.Data); !ok || err != nil || id != "cmd-1" {
+		t.Errorf("the first request's prefix: ID %q, present %t, %v: want cmd-1", id, ok, err)
+	}
 	second, err := seen.NextMsgWithContext(ctx)
 	must(t, err)
-	// The second request starts a trace of its own (its dispatch span).
-	if got := len(second.Header); got != 3 || second.Header.Get(handlers.HeaderID) != "cmd-2" ||
-		second.Header.Get("traceparent")[:35] == first.Header.Get("traceparent")[:35] {
-		t.Errorf("the second request's headers are %v: want only %s: cmd-2, %s and a traceparent of another trace than %s",
-			second.Header, handlers.HeaderID, handlers.HeaderTimeout, first.Header.Get("traceparent"))
+	// The second request starts a trace of its own (its dispatch span),
+	// and has nothing else to put in headers.
+	if got := len(second.Header); got != 1 || second.Header.Get("traceparent")[:35] == first.Header.Get("traceparent")[:35] {
+		t.Errorf("the second request's headers are %v: want only a traceparent of another trace than %s", second.Header, first.Header.Get("traceparent"))
 	}
-	left, err := time.ParseDuration(second.Header.Get(handlers.HeaderTimeout))
-	if err != nil || left <= 6*time.Second || left > 7*time.Second {
-		t.Errorf("%s %q: want the 7s the caller had left, to the millisecond (%v)", handlers.HeaderTimeout, second.Header.Get(handlers.HeaderTimeout), err)
+	id, timeLeft, body, ok, err := handlers.CutPrefix(second.Data)
+	if !ok || err != nil || id != "cmd-2" {
+		t.Fatalf("the second request's prefix: ID %q, present %t, %v: want cmd-2", id, ok, err)
+	}
+	if left, err := time.ParseDuration(timeLeft); err != nil || left <= 6*time.Second || left > 7*time.Second {
+		t.Errorf("time left %q: want the 7s the caller had left, to the millisecond (%v)", timeLeft, err)
+	}
+	var cmd PlaceOrder
+	if err := platform.Msgpack.Unmarshal(body, &cmd); err != nil || cmd.OrderID != "o-2" {
+		t.Errorf("the body after the prefix decodes to %+v, %v", cmd, err)
+	}
+}
+
+// An ID too long for the request prefix (255 bytes with the time left)
+// travels in a header.
+func TestRemoteLongIDTravelsInAHeader(t *testing.T) {
+	ctx := ctxT(t)
+	srv := embeddedtest.Server(t)
+	server := newApp(t, handlers.Options{Remote: newRemote(t, embeddedtest.Conn(t, srv))})
+	c := client(t, embeddedtest.Conn(t, srv), nil)
+	long := strings.Repeat("i", 250)
+	_, err := c.Commands.Dispatch(ctx, PlaceOrder{OrderID: "o-1", Customer: "ada", CmdID: long})
+	must(t, err)
+	if stored := events(t, server.store); len(stored) != 1 || stored[0].CausationID != long {
+		t.Fatalf("stored %+v: want one event caused by the %d-character ID", stored, len(long))
+	}
+}
+
+// A foreign sender's malformed prefix is refused with an error that says
+// what was wrong, and nothing runs.
+func TestRemoteBadPrefix(t *testing.T) {
+	srv := embeddedtest.Server(t)
+	remote := newRemote(t, embeddedtest.Conn(t, srv))
+	server := newApp(t, handlers.Options{Remote: remote})
+	nc := embeddedtest.Conn(t, srv)
+	body, _ := platform.Msgpack.Marshal(PlaceOrder{OrderID: "o-bad", Customer: "ada"})
+	for name, data := range map[string][]byte{
+		"truncated":   {0xC1, 'L', 40, 'x'},
+		"no space":    append([]byte{0xC1, 'L', 5, 'a', 'b', 'c', 'd', 'e'}, body...),
+		"bad seconds": append([]byte{0xC1, 'L', 8, 'i', 'd', ' ', 's', 'o', 'o', 'n', '!'}, body...),
+	} {
+		resp, err := nc.Request(remote.Subject(handlers.KindCommand, "test.place-order"), data, 10*time.Second)
+		must(t, err)
+		if code, desc := resp.Header.Get(micro.ErrorCodeHeader), resp.Header.Get(micro.ErrorHeader); code != string(platform.CodeInvalidArgument) || !strings.Contains(desc, "prefix") {
+			t.Errorf("%s: reply code %q, error %q: want %s naming the request prefix", name, code, desc, platform.CodeInvalidArgument)
+		}
+	}
+	if stored := events(t, server.store); len(stored) != 0 {
+		t.Fatalf("%d events stored by requests that were refused", len(stored))
 	}
 }

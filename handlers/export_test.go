@@ -1,0 +1,4 @@
+package handlers
+
+// CutPrefix lets the tests read what a bus sent.
+var CutPrefix = cutPrefix
