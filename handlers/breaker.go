@@ -172,7 +172,7 @@ func breaker[M, R any](b *CircuitBreaker, kind Kind, inf info[M]) step[M, R] {
 	return func(next call[M, R]) call[M, R] {
 		return func(ctx context.Context, m M) (R, error) {
 			typ, id := inf(ctx, m)
-			c := b.circuit(seriesKey{kind, typ, HandlerName(ctx)})
+			c := b.circuit(keyOf(ctx, kind, typ))
 			if !b.allow(c) {
 				var zero R
 				return zero, platform.Errorf(platform.CodeCircuitOpen,

@@ -128,6 +128,9 @@ var (
 // startSpan starts the dispatch span, the parent of the handler's span
 // here or in another process.
 func (c *core[R]) startSpan(ctx context.Context, m Message) (context.Context, trace.Span) {
+	if c.tracer.off() {
+		return ctx, noSpan
+	}
 	ctx, span := c.tracer.start(ctx, c.spanNames.get(m.Type), client)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("lexigram.kind", string(c.kind)), attribute.String("lexigram.type", m.Type),

@@ -42,6 +42,16 @@ type seriesKey struct {
 	typ, handler string
 }
 
+// keyOf is the series of a call. Only event handlers have names: for
+// commands and queries the context is not searched for one.
+func keyOf(ctx context.Context, kind Kind, typ string) seriesKey {
+	k := seriesKey{kind: kind, typ: typ}
+	if kind == KindEvent {
+		k.handler = HandlerName(ctx)
+	}
+	return k
+}
+
 type series struct {
 	ok       prometheus.Counter
 	duration prometheus.Observer
@@ -130,10 +140,7 @@ func measure[M, R any](m *Metrics, kind Kind, inf info[M]) step[M, R] {
 	return func(next call[M, R]) call[M, R] {
 		return func(ctx context.Context, msg M) (R, error) {
 			typ, _ := inf(ctx, msg)
-			k := seriesKey{kind: kind, typ: typ}
-			if kind == KindEvent { // only event handlers have names
-				k.handler = HandlerName(ctx)
-			}
+			k := keyOf(ctx, kind, typ)
 			s := m.get(k)
 			s.inflight.Inc()
 			start := time.Now()

@@ -285,6 +285,9 @@ func tracing[M, R any](tr *spanner, kind Kind, inf info[M]) step[M, R] {
 	}
 	return func(next call[M, R]) call[M, R] {
 		return func(ctx context.Context, m M) (R, error) {
+			if tr.off() {
+				return next(ctx, m)
+			}
 			typ, id := inf(ctx, m)
 			ctx, span := tr.start(ctx, names.get(typ), opts)
 			if span.IsRecording() {

@@ -39,6 +39,12 @@ func newSpanner(tp trace.TracerProvider) *spanner {
 	return s
 }
 
+// off reports that start would start no span, so a caller can skip
+// preparing one.
+func (s *spanner) off() bool {
+	return s.fixed == nil && otel.GetTracerProvider() == defaultProvider
+}
+
 func (s *spanner) start(ctx context.Context, name string, opts []trace.SpanStartOption) (context.Context, trace.Span) {
 	if s.fixed != nil {
 		return s.fixed.Start(ctx, name, opts...)
