@@ -26,13 +26,16 @@
 // <prefix>.cmd.<type> and <prefix>.qry.<type>, served through the NATS
 // micro service API (one service, one endpoint per type, a queue group
 // sharing each type among its processes, so `nats micro ls`, `info` and
-// `stats` show them). The caller's deadline travels as a remaining duration
-// and bounds the remote handler; the correlation and causation IDs and the
-// W3C trace context travel in headers; errors come back with their codes
-// (micro's error headers carry the outermost) and are rebuilt as
-// *platform.Error and *platform.ConcurrencyError values, so errors.Is and
-// errors.As work as they do in process. Bodies use the platform codec,
-// msgpack by default.
+// `stats` show them). A request's ID and its caller's remaining time
+// travel in a short prefix ahead of the body (headers cost more than the
+// bytes they carry; wire.go describes the format), and the remaining time
+// bounds the remote handler; the correlation and causation IDs and the
+// W3C trace context travel in headers. Any NATS client can send a plain
+// body, with the ID and remaining time in headers if it has them. Errors
+// come back with their codes (micro's error headers carry the outermost)
+// and are rebuilt as *platform.Error and *platform.ConcurrencyError
+// values, so errors.Is and errors.As work as they do in process. Bodies
+// use the platform codec, msgpack by default.
 //
 // # Commands and the unit of work
 //
