@@ -421,6 +421,10 @@ func (q *DLQ) Size(ctx context.Context, handler string) (int, error) {
 	return n, nil
 }
 
+// termRecorded starts the reason of a termination whose DLQ entry the
+// handler has written, so that the advisory path leaves it alone.
+const termRecorded = "in DLQ: "
+
 // advisory is the part of a max-deliveries or terminated advisory the
 // DLQ needs.
 type advisory struct {
@@ -437,6 +441,12 @@ func (q *DLQ) recordAdvisory(ctx context.Context, subject string, data []byte, h
 	var a advisory
 	if err := json.Unmarshal(data, &a); err != nil {
 		return Permanent(fmt.Errorf("advisory on %s: %w", subject, err))
+	}
+	if strings.HasPrefix(subject, advTerminated) && strings.HasPrefix(a.Reason, termRecorded) {
+		// The handler wrote the entry before it terminated the delivery.
+		// Writing it again here could bring back an entry that was
+		// replayed or discarded while this advisory waited.
+		return nil
 	}
 	e := Entry{ID: ID{Handler: handler}, Deliveries: a.Deliveries, Time: time.Now(), RecordedBy: "advisory"}
 	if strings.HasPrefix(subject, advTerminated) {

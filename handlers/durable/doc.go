@@ -52,7 +52,9 @@
 // path fetches the event from the event stream by its sequence and writes
 // the entry only if there is none yet (Nats-Expected-Last-Subject-Sequence
 // 0), so it never overwrites the handler's error text; its Error says that
-// the handler recorded none.
+// the handler recorded none. When the handler did write the entry, its
+// termination reason starts "in DLQ: " and the advisory path skips it:
+// read late, after a replay or discard, it would bring the entry back.
 //
 // DLQ.List, Get, Replay, Discard and Size are the API of the CLI. Replay
 // publishes the entry to <prefix>.<handler>.replay.<position> in the DLQ

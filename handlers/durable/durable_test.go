@@ -241,6 +241,53 @@ func TestPoisonIsTerminatedAtOnce(t *testing.T) {
 	}
 }
 
+// An advisory read after its entry was discarded (the advisory consumer
+// lagging, or redelivering) must not bring the entry back when the handler
+// wrote it.
+func TestALateAdvisoryDoesNotBringBackAnEntry(t *testing.T) {
+	e := newEnv(t)
+	e.start(e.js, "late", func(ctx context.Context, ev platform.Envelope) error {
+		return durable.Permanent(errors.New("never"))
+	}, durable.Options{})
+	pos := e.append("o1", orderPlaced{N: 1})
+	eventually(t, "the handler's DLQ entry", func() bool { return len(e.entries("late")) == 1 })
+
+	ctx := context.Background()
+	adv, err := e.js.Stream(ctx, "LEXIGRAM_DLQ_ADVISORIES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED." + e.store.StreamName() + ".late"
+	var original *jetstream.RawStreamMsg
+	eventually(t, "the termination advisory", func() bool {
+		original, err = adv.GetLastMsgForSubject(ctx, subject)
+		return err == nil
+	})
+	advisoryHandled := func(seq uint64) func() bool {
+		return func() bool {
+			c, err := adv.Consumer(ctx, "late")
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := c.Info(ctx)
+			return err == nil && info.AckFloor.Stream >= seq
+		}
+	}
+	eventually(t, "the advisory to be handled", advisoryHandled(original.Sequence))
+
+	if err := e.dlq.Discard(ctx, durable.ID{Handler: "late", Position: pos}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.js.Publish(ctx, subject, original.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the copy of the advisory to be handled", advisoryHandled(again.Sequence))
+	if ens := e.entries("late"); len(ens) != 0 {
+		t.Fatalf("the discarded entry came back: %+v", ens)
+	}
+}
+
 func TestReplayAndDiscard(t *testing.T) {
 	e := newEnv(t)
 	var fixed atomic.Bool

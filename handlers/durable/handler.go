@@ -764,10 +764,12 @@ func (h *Handler) deadLetter(d delivery, cause error, reason Reason) {
 		Time:       time.Now(),
 		RecordedBy: "handler",
 	}
+	text := string(reason) + ": " + cause.Error()
 	if err := h.dlq.write(h.ctx, e, false); err != nil {
 		h.log.Error("durable handler: could not write the DLQ entry; the termination advisory will", "position", d.position, "err", err)
+	} else {
+		text = termRecorded + text
 	}
-	text := string(reason) + ": " + cause.Error()
 	if len(text) > maxReason {
 		text = text[:maxReason]
 	}
