@@ -442,14 +442,14 @@ func (q *DLQ) recordAdvisory(ctx context.Context, subject string, data []byte, h
 	if err := json.Unmarshal(data, &a); err != nil {
 		return Permanent(fmt.Errorf("advisory on %s: %w", subject, err))
 	}
-	if strings.HasPrefix(subject, advTerminated) && strings.HasPrefix(a.Reason, termRecorded) {
-		// The handler wrote the entry before it terminated the delivery.
-		// Writing it again here could bring back an entry that was
-		// replayed or discarded while this advisory waited.
-		return nil
-	}
 	e := Entry{ID: ID{Handler: handler}, Deliveries: a.Deliveries, Time: time.Now(), RecordedBy: "advisory"}
 	if strings.HasPrefix(subject, advTerminated) {
+		if strings.HasPrefix(a.Reason, termRecorded) {
+			// The handler wrote the entry before it terminated the
+			// delivery. Writing it again here could bring back an entry
+			// that was replayed or discarded while this advisory waited.
+			return nil
+		}
 		e.Reason, e.Error = ReasonTerminated, a.Reason
 		if e.Error == "" {
 			e.Error = "terminated without a reason"
