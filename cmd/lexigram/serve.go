@@ -114,8 +114,8 @@ type node struct {
 	stream      jetstream.Stream
 }
 
-func openNode(ctx context.Context, cfg config.Config, log *slog.Logger) (n *node, err error) {
-	n = &node{}
+func openNode(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *node, err error) {
+	n := &node{} // not the result: a failed open returns nil, and this closes what it had opened
 	defer func() {
 		if err != nil {
 			n.close(log)

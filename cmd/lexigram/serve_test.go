@@ -65,6 +65,25 @@ func TestServeHTTPPortTaken(t *testing.T) {
 	}
 }
 
+// TestServeNATSNotListening: a NATS URL with nothing listening is an
+// error that says so, not a panic while cleaning up the failed start.
+func TestServeNATSNotListening(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cfg := config.Default()
+	cfg.NATS.URLs = []string{"nats://" + addr}
+	cfg.NATS.ConnectTimeout = time.Second
+	cfg.HTTP.Addr = freeAddr(t)
+	err = serve(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "connect to NATS") {
+		t.Fatalf("want an error saying NATS could not be reached, got %v", err)
+	}
+}
+
 func freeAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
