@@ -24,6 +24,7 @@ const (
 	codeTooManyRequests      = 10167
 	codeBatchTooManyInflight = 10210
 	codeBatchDuplicateMsgID  = 10201 // a resent batch whose events are stored already
+	codeBatchIncomplete      = 10176 // the server missed a message of the batch and stored none of it
 	codeBatchNotEnabled      = 10174
 	codeStreamStoreFailed    = 10049 // the server could not create the stream's files
 )
@@ -342,10 +343,17 @@ func apiCode(err error) jetstream.ErrorCode {
 }
 
 // retryable reports the server's answers that mean "not now": an
-// election, a leader catching up, a full queue, or no answer in time.
+// election, a leader catching up, a full queue, a batch it missed part
+// of, or no answer in time.
 func retryable(err error) bool {
 	switch apiCode(err) {
 	case codeClusterNotAvailable, codeDuplicateInProcess, codeExpectedNotReady, codeTooManyRequests, codeBatchTooManyInflight:
+		return true
+	case codeBatchIncomplete:
+		// A batch's messages before the commit go without a reply
+		// (noFirstAck); one that reached a replicated stream's leader
+		// before it was ready to take it is lost, and the server refuses
+		// the batch whole. Seen on a stream created a moment before.
 		return true
 	}
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
