@@ -101,10 +101,10 @@ type Store struct {
 	DuplicateWindow time.Duration `koanf:"duplicate_window"`
 	// Codec encodes event payloads: "msgpack" (the default) or "json".
 	Codec string `koanf:"codec"`
-	// GroupCommit shares one atomic batch among concurrent appends: "auto"
-	// (the default), "on" or "off". Auto turns it on where it pays: the
-	// embedded server fsyncing every write (fsync_interval 0) with one
-	// file replica.
+	// GroupCommit shares one atomic batch among concurrent appends while
+	// enough are in flight for it to pay: "auto" (the default), "on" or
+	// "off". Auto turns it on where it pays: the embedded server fsyncing
+	// every write (fsync_interval 0) with one file replica.
 	GroupCommit string `koanf:"group_commit"`
 }
 

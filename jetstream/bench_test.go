@@ -47,7 +47,7 @@ type benchEnv struct {
 	subjects []string // of ids
 }
 
-func newBenchEnv(b *testing.B) *benchEnv {
+func newBenchEnv(b *testing.B, opts ...func(*lxjs.Options)) *benchEnv {
 	b.Helper()
 	ctx := b.Context()
 	quiet := slog.New(slog.DiscardHandler)
@@ -69,7 +69,11 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	if err := platform.Register[benchDeposit](reg, "bench.deposited", 1); err != nil {
 		b.Fatal(err)
 	}
-	st, err := lxjs.New(ctx, js, lxjs.Options{Registry: reg, Logger: quiet})
+	o := lxjs.Options{Registry: reg, Logger: quiet}
+	for _, f := range opts {
+		f(&o)
+	}
+	st, err := lxjs.New(ctx, js, o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -149,7 +153,13 @@ func (e *benchEnv) rawLoop(b *testing.B, n int) {
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
-func BenchmarkAppendSingle(b *testing.B)      { newBenchEnv(b).appendLoop(b, 1) }
+func BenchmarkAppendSingle(b *testing.B) { newBenchEnv(b).appendLoop(b, 1) }
+
+// BenchmarkAppendSingleGroupCommit: a lone writer with group commit on
+// pays only the committer's bookkeeping.
+func BenchmarkAppendSingleGroupCommit(b *testing.B) {
+	newBenchEnv(b, func(o *lxjs.Options) { o.GroupCommit.Enabled = true }).appendLoop(b, 1)
+}
 func BenchmarkRawPublish(b *testing.B)        { newBenchEnv(b).rawLoop(b, 1) }
 func BenchmarkAppendBatch10(b *testing.B)     { newBenchEnv(b).appendLoop(b, 10) }
 func BenchmarkRawPublishBatch10(b *testing.B) { newBenchEnv(b).rawLoop(b, 10) }

@@ -29,7 +29,9 @@ func harnessOn(js jetstream.JetStream, replicas int, codec platform.Codec, group
 			Codec:         codec,
 			Registry:      platform.NewRegistry(),
 			Logger:        embeddedtest.Logger(t),
-			GroupCommit:   lxjs.GroupCommit{Enabled: group},
+		}
+		if group {
+			lxjs.AlwaysGroup(&opts)
 		}
 		open := func(t *testing.T, reg *platform.Registry) platform.EventStore {
 			o := opts

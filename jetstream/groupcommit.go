@@ -2,40 +2,44 @@ package jetstream
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/synadia-io/orbit.go/jetstreamext"
-
 	"github.com/lexigram/events/platform"
 )
 
-// GroupCommit configures group commit: concurrent appends to different
-// aggregates share one atomic batch, so a server that fsyncs before it
-// acknowledges pays one fsync for the group instead of one per append.
+// GroupCommit configures group commit: when many appends to different
+// aggregates are in flight at once, they share one atomic batch, so a
+// server that fsyncs before it acknowledges pays one fsync for the group
+// instead of one per append.
 //
-// An append that finds nothing being committed goes out at once on its
-// own, so a lone writer waits no longer than without group commit. While
-// commits are in flight, appends queue; the next group is the queue, at
-// most MaxEvents events and one append per aggregate (JetStream checks
-// one expected sequence per subject in a batch), each append's expected
-// sequence on its first message. A group that fails on a conflict is
-// taken apart: the store reads the last event of every aggregate in it
-// (one request on R1), answers the appends that conflict, and commits the
-// others again, so only the conflicting callers see a ConcurrencyError.
-// While conflicts are frequent, each group is checked that way before it
-// is sent. After a group, the committer waits up to an eighth of its
-// commit time (at most 2 ms) for that group's callers to queue their next
-// appends, so that they travel together.
+// A batch has a high fixed cost (an R1 file stream stages each batch in
+// a file store of its own, about 3 ms on a machine where one fsync'd
+// publish costs 0.2 ms), so it pays only with enough appends waiting.
+// The store measures both ways as it runs and uses the cheaper: with few
+// appends in flight each goes out at once on its own, side by side, as
+// without group commit; past the crossover (about g/s appends in flight,
+// g a group's latency and s what each single costs the server) appends
+// queue while a batch commits and go as the next one. Either way two
+// appends to one aggregate never travel side by side: the second waits
+// for the first's outcome. See costModel for the rule and
+// docs/benchmarks.md for the crossover measured.
 //
-// Group commit pays where every message is made durable on its own: R1
-// file streams on a server that fsyncs before acknowledging
-// (sync_interval: always; the embedded server's default). Without fsync,
-// single publishes are cheaper than batches and it costs throughput; see
-// docs/benchmarks.md for the figures. It needs atomic batch publish
-// (nats-server 2.12+); on older servers it is off.
+// A group holds at most MaxEvents events and one append per aggregate
+// (JetStream checks one expected sequence per subject in a batch), each
+// append's expected sequence on its first message. A group that fails on
+// a conflict is taken apart: the store reads the last event of every
+// aggregate in it (one request on R1), answers the appends that conflict,
+// and commits the others again, so only the conflicting callers see a
+// ConcurrencyError. While conflicts are frequent, each group is checked
+// that way before it is sent. After a group, the committer waits up to an
+// eighth of its commit time (at most 2 ms) for that group's callers to
+// queue their next appends, so that they travel together.
+//
+// Group commit needs atomic batch publish (nats-server 2.12+); on older
+// servers it is off.
 type GroupCommit struct {
 	Enabled bool
 	// MaxEvents bounds the events in one group. 0 means 1000, the
@@ -46,6 +50,9 @@ type GroupCommit struct {
 	// same store and split the writers into smaller groups (2 measured
 	// 1.52 times raw at 64 writers, 1 measured 2.12).
 	MaxInFlight int
+
+	// choose replaces the cost model's choice in tests (export_test.go).
+	choose func(m *costModel) bool
 }
 
 // committer runs group commit for one store.
@@ -53,12 +60,18 @@ type committer struct {
 	s           *EventStore
 	maxEvents   int
 	maxInFlight int
+	choose      func(m *costModel) bool
 
 	groups, grouped, failed, oneByOne, prechecked atomic.Uint64
 
 	mu       sync.Mutex
+	cost     costModel
 	queue    []*pending
-	inFlight int            // commits under way, single or grouped
+	inside   int            // appends in the committer: queued, or being committed
+	counted  time.Time      // when inside last changed
+	inFlight int            // commits under way: singles and groups
+	singles  int            // singles sent while not grouping, in flight
+	batches  int            // groups in flight
 	busy     map[string]int // subjects in commits under way
 	// conflictRate is a moving average of the groups that met a conflict,
 	// deciding whether the next group is checked before it is sent.
@@ -79,14 +92,21 @@ const maxLinger = 2 * time.Millisecond
 type pending struct {
 	a        *appendOp
 	base     tail
-	sent     bool // taken into a group; guarded by committer.mu
+	arrived  time.Time
+	sent     bool // taken into a group, or sent back to go alone; guarded by committer.mu
 	attempts int
-	done     chan outcome // buffered: the group never waits for a caller
+	// mixed marks an append queued while singles were still in flight
+	// after a switch to grouping: its wait measures the switch, not groups.
+	mixed bool
+	done  chan outcome // buffered: the group never waits for a caller
 }
 
 type outcome struct {
 	res platform.AppendResult
 	err error
+	// alone sends the append back to its caller to go out on its own:
+	// the committer stopped grouping while it waited.
+	alone bool
 }
 
 // GroupCommitStats counts what group commit did since the store started.
@@ -97,6 +117,17 @@ type GroupCommitStats struct {
 	OneByOne uint64 // failed groups whose appends were sent one by one, the error explaining nothing
 	Checked  uint64 // groups checked against the aggregates' last events before they were sent, conflicts being frequent
 	Queued   int    // appends waiting for a group now
+
+	// Grouping tells the way in use now: appends wait for groups (true)
+	// or go out on their own (false). Switches counts the changes.
+	Grouping bool
+	Switches uint64
+	// Demand is the moving average of the appends in flight; Single and
+	// Group are the latencies an append is expected to see at that demand
+	// on its own and in a group (0 while not yet measured). Groups are
+	// used while Group is below Single.
+	Demand        float64
+	Single, Group time.Duration
 }
 
 // GroupCommitStats reports group commit's counters; all zero when it is off.
@@ -106,41 +137,45 @@ func (s *EventStore) GroupCommitStats() GroupCommitStats {
 		return GroupCommitStats{}
 	}
 	c.mu.Lock()
-	queued := len(c.queue)
+	st := GroupCommitStats{Queued: len(c.queue), Grouping: c.cost.grouping, Switches: c.cost.switches, Demand: c.cost.demand.value()}
+	st.Single, st.Group, _ = c.cost.estimates()
 	c.mu.Unlock()
-	return GroupCommitStats{Groups: c.groups.Load(), Appends: c.grouped.Load(), Failures: c.failed.Load(), OneByOne: c.oneByOne.Load(), Checked: c.prechecked.Load(), Queued: queued}
+	st.Groups, st.Appends, st.Failures, st.OneByOne, st.Checked = c.groups.Load(), c.grouped.Load(), c.failed.Load(), c.oneByOne.Load(), c.prechecked.Load()
+	return st
 }
 
 func newCommitter(s *EventStore, gc GroupCommit) *committer {
-	c := &committer{s: s, maxEvents: gc.MaxEvents, maxInFlight: gc.MaxInFlight, busy: map[string]int{}}
+	c := &committer{s: s, maxEvents: gc.MaxEvents, maxInFlight: gc.MaxInFlight, choose: gc.choose, busy: map[string]int{}}
 	if c.maxEvents <= 0 || c.maxEvents > platform.MaxAppendEvents {
 		c.maxEvents = platform.MaxAppendEvents
 	}
 	if c.maxInFlight <= 0 {
 		c.maxInFlight = 1
 	}
+	if c.choose == nil {
+		c.choose = (*costModel).cheaper
+	}
+	c.cost.grouping = c.choose(&c.cost)
 	return c
 }
 
-// append stores one append, alone when nothing else is being committed,
-// otherwise in the next group.
+// append stores one append: on its own while singles are cheaper, or
+// while nothing else is being committed; otherwise in the next group. An
+// append whose aggregate is being committed waits for that either way:
+// its base would be stale the moment that commit lands.
 func (c *committer) append(ctx context.Context, a *appendOp) (platform.AppendResult, error) {
 	base, res, stored, err := a.start(ctx)
 	if stored || err != nil {
 		return res, err
 	}
+	arrived := time.Now()
 	c.mu.Lock()
-	if c.inFlight < c.maxInFlight && len(c.queue) == 0 && c.busy[a.subject] == 0 && c.linger == nil {
+	c.count(arrived, +1)
+	if c.busy[a.subject] == 0 && (!c.cost.grouping || (c.inFlight < c.maxInFlight && len(c.queue) == 0 && c.linger == nil)) {
 		c.take(a.subject)
-		c.mu.Unlock()
-		res, err := a.send(ctx, base)
-		c.mu.Lock()
-		c.release(a.subject)
-		c.dispatch()
-		c.mu.Unlock()
-		return res, err
+		return c.single(ctx, a, base, arrived)
 	}
-	p := &pending{a: a, base: base, done: make(chan outcome, 1)}
+	p := &pending{a: a, base: base, arrived: arrived, mixed: c.singles > 0, done: make(chan outcome, 1)}
 	c.queue = append(c.queue, p)
 	if c.linger != nil && len(c.queue) >= c.expect {
 		c.endLinger()
@@ -150,23 +185,91 @@ func (c *committer) append(ctx context.Context, a *appendOp) (platform.AppendRes
 
 	select {
 	case o := <-p.done:
+		if o.alone {
+			c.mu.Lock()
+			return c.single(ctx, a, base, arrived)
+		}
 		return o.res, o.err
 	case <-ctx.Done():
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !p.sent {
+	select {
+	case o := <-p.done: // answered as the context ended
+		if !o.alone {
+			return o.res, o.err
+		}
+		c.release(a.subject) // taken for it to go alone
+	default:
+		if p.sent {
+			return platform.AppendResult{}, platform.Errorf(platform.CodeStoreUnavailable,
+				"append to %s: %w during a group commit (the events may or may not be stored: read the aggregate to find out)", a.stream, ctx.Err())
+		}
 		for i, q := range c.queue {
 			if q == p {
 				c.queue = append(c.queue[:i], c.queue[i+1:]...)
 				break
 			}
 		}
-		return platform.AppendResult{}, platform.Errorf(platform.CodeStoreUnavailable,
-			"append to %s: %w while waiting for a group commit (nothing was stored)", a.stream, ctx.Err())
 	}
+	c.count(time.Now(), -1)
+	c.dispatch()
 	return platform.AppendResult{}, platform.Errorf(platform.CodeStoreUnavailable,
-		"append to %s: %w during a group commit (the events may or may not be stored: read the aggregate to find out)", a.stream, ctx.Err())
+		"append to %s: %w while waiting for a group commit (nothing was stored)", a.stream, ctx.Err())
+}
+
+// single sends an append on its own, its subject taken, and measures what
+// that cost. Called with c.mu held; it releases it.
+func (c *committer) single(ctx context.Context, a *appendOp, base tail, arrived time.Time) (platform.AppendResult, error) {
+	free := !c.cost.grouping // one of many side by side, not one that found the committer idle
+	if free {
+		c.singles++
+	}
+	inFlight, clean := c.singles, c.batches == 0 // a single sent beside a batch waits for it
+	c.mu.Unlock()
+
+	began := time.Now()
+	res, err := a.send(ctx, base)
+	took := time.Since(began)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	c.release(a.subject)
+	c.count(now, -1)
+	if free {
+		c.singles--
+	}
+	if answered(err) {
+		switch {
+		case !free:
+			c.cost.sawGroup(now, now.Sub(arrived))
+		case clean && len(a.msgs) == 1:
+			c.cost.sawSingle(now, took, inFlight)
+		}
+	}
+	c.decide()
+	c.dispatch()
+	return res, err
+}
+
+// answered reports an outcome the server decided, whose time measures
+// the way it went.
+func answered(err error) bool {
+	return err == nil || errors.Is(err, platform.ErrConcurrency)
+}
+
+// decide lets the cost model choose the way for the appends to come, and
+// starts a probe of the batch floor when it needs one. Called with c.mu
+// held.
+func (c *committer) decide() {
+	if c.cost.set(c.choose(&c.cost)) && !c.cost.grouping && c.linger != nil {
+		c.endLinger() // the appends waiting for a group go now, each on its own
+	}
+	if c.cost.wantsProbe(time.Now()) {
+		c.cost.probing = true
+		go c.probe(context.Background())
+	}
 }
 
 // startLinger holds dispatch until n appends are queued or wait passes.
@@ -204,10 +307,26 @@ func (c *committer) release(subject string) {
 	}
 }
 
-// dispatch starts groups from the queue while commits may start. An
-// append whose aggregate is being committed waits for the outcome: its
-// base would be stale the moment that commit lands. Called with c.mu held.
+// dispatch starts what the queue holds that may start: while grouping,
+// groups as long as commits may start; otherwise each append on its own.
+// An append whose aggregate is being committed stays, waiting for the
+// outcome. Called with c.mu held.
 func (c *committer) dispatch() {
+	if !c.cost.grouping {
+		rest := c.queue[:0]
+		for _, p := range c.queue {
+			if c.busy[p.a.subject] > 0 {
+				rest = append(rest, p)
+				continue
+			}
+			c.take(p.a.subject)
+			p.sent = true
+			p.done <- outcome{alone: true}
+		}
+		clear(c.queue[len(rest):])
+		c.queue = rest
+		return
+	}
 	if c.linger != nil {
 		return
 	}
@@ -232,219 +351,58 @@ func (c *committer) dispatch() {
 			return
 		}
 		c.inFlight++
+		c.batches++
 		go c.commit(group, c.conflictRate > precheckAbove)
 	}
 }
 
-// precheckAbove is the share of recent groups with a conflict above which
-// a group is checked before it is sent: one read of every aggregate's
-// last event (one request on R1) answers the conflicting appends at once,
-// where a failed batch would cost a whole commit and a read anyway.
-const precheckAbove = 0.2
-
-// commit stores a group and answers each of its appends.
-func (c *committer) commit(group []*pending, precheck bool) {
-	began := time.Now()
-	conflicted := false
-	defer func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.conflictRate *= 0.8
-		if conflicted {
-			c.conflictRate += 0.2
-		}
-		c.inFlight--
-		for _, p := range group {
-			if c.busy[p.a.subject]--; c.busy[p.a.subject] <= 0 {
-				delete(c.busy, p.a.subject)
-			}
-		}
-		if n := len(group); n > 1 && c.inFlight == 0 && c.linger == nil && len(c.queue) < n {
-			c.startLinger(n, min(time.Since(began)/8, maxLinger))
-			return
-		}
-		c.dispatch()
-	}()
-	// No deadline: each request then gets the JetStream context's default
-	// timeout, and maxAttempts bounds the whole.
-	ctx := context.Background()
-
-	open := group
-	if precheck && len(open) > 1 {
-		c.prechecked.Add(1)
-		var moved int
-		if checked, n, err := c.settle(ctx, open); err == nil {
-			open, moved = checked, n
-		}
-		conflicted = moved > 0
+// count changes the appends in the committer by delta at now, and
+// records how many there were since the last change: the demand is their
+// average over time. Called with c.mu held.
+func (c *committer) count(now time.Time, delta int) {
+	if !c.counted.IsZero() {
+		c.cost.demand.add(now, float64(c.inside), float64(now.Sub(c.counted)))
 	}
-	backoff := firstBackoff
-	for len(open) > 0 {
-		if len(open) == 1 {
-			p := open[0]
-			res, err := p.a.send(ctx, p.base)
-			p.done <- outcome{res, err}
-			return
-		}
-		err := c.publish(ctx, open)
-		if err == nil {
-			c.groups.Add(1)
-			c.grouped.Add(uint64(len(open)))
-			return
-		}
-		c.failed.Add(1)
-		code := apiCode(err)
-		conflict := code == codeWrongLastSeq || code == codeWrongLastSeqConstant || code == codeBatchDuplicateMsgID
-		if !conflict && !retryable(err) {
-			// Nothing in the group is at fault that we can tell (a batch
-			// over a lower server limit, say): each append on its own
-			// gets its own answer.
-			c.oneByOne.Add(1)
-			c.s.opts.Logger.Warn("group commit failed; committing its appends one by one", "appends", len(open), "error", err)
-			c.alone(ctx, open)
-			return
-		}
-		conflicted = conflicted || conflict
-		if open, _, err = c.settle(ctx, open); err != nil {
-			for _, p := range open {
-				p.done <- outcome{err: err}
-			}
-			return
-		}
-		if !conflict && len(open) > 0 {
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-			}
-			backoff = min(2*backoff, maxBackoff)
-		}
-	}
+	c.inside += delta
+	c.counted = now
 }
 
-// publish commits the group as one atomic batch and answers every append
-// in it; on an error it answers none.
-func (c *committer) publish(ctx context.Context, group []*pending) error {
-	var msgs []*nats.Msg
-	for _, p := range group {
-		p.attempts++
-		p.a.stamp(p.base)
-		msgs = append(msgs, p.a.msgs...)
-	}
-	ack, err := jetstreamext.PublishMsgBatch(ctx, c.s.js, msgs, noFirstAck)
-	if err != nil {
-		return err
-	}
-	// A batch is stored in one piece, in order, so the positions of each
-	// append follow from the last one.
-	pos := ack.Sequence - uint64(len(msgs)) + 1
-	for _, p := range group {
-		n := uint64(len(p.a.msgs))
-		p.done <- outcome{res: platform.AppendResult{
-			FirstVersion: p.base.version + 1, LastVersion: p.base.version + n,
-			FirstPosition: pos, LastPosition: pos + n - 1,
-		}}
-		pos += n
-	}
-	return nil
+// answer gives a queued append its outcome; it counts no longer in the
+// demand, before its caller can come back with the next. Called without
+// c.mu.
+func (c *committer) answer(p *pending, o outcome) {
+	c.mu.Lock()
+	c.count(time.Now(), -1)
+	c.mu.Unlock()
+	p.done <- o
 }
 
-// settle decides the appends of a group that was not stored, from the
-// last event of each aggregate now: an aggregate that has not moved goes
-// into the next group as it was; one that moved was either written by an
-// earlier attempt of the same append (it succeeded), or by someone else
-// (a conflict; Any takes the new base). It returns the appends to commit
-// again.
-func (c *committer) settle(ctx context.Context, group []*pending) (again []*pending, moved int, err error) {
-	current, err := c.lasts(ctx, group)
-	if err != nil {
-		return group, 0, err
+// committed accounts for a group that has answered all its appends, and
+// measures it. Called with c.mu held.
+func (c *committer) committed(group []*pending, conflicted bool, took time.Duration) {
+	c.conflictRate *= 0.8
+	if conflicted {
+		c.conflictRate += 0.2
 	}
+	c.inFlight--
+	c.batches--
+	now := time.Now()
+	var waited time.Duration
+	mixed := false
 	for _, p := range group {
-		cur := current[p.a.subject]
-		if cur.seq == p.base.seq && p.attempts < maxAttempts {
-			again = append(again, p)
-			continue
+		if c.busy[p.a.subject]--; c.busy[p.a.subject] <= 0 {
+			delete(c.busy, p.a.subject)
 		}
-		if cur.seq != p.base.seq {
-			moved++
-			if res, ok, err := p.a.landed(ctx, p.base); err != nil {
-				p.done <- outcome{err: err}
-				continue
-			} else if ok {
-				p.done <- outcome{res: res}
-				continue
-			}
-			if res, ok := p.a.alreadyStored(cur); ok {
-				p.done <- outcome{res: res}
-				continue
-			}
-			if p.a.expected.IsAny() && p.attempts < maxAttempts {
-				p.base = cur
-				again = append(again, p)
-				continue
-			}
-			p.done <- outcome{err: &platform.ConcurrencyError{Stream: p.a.stream, Expected: p.a.expected, Actual: cur.version}}
-			continue
-		}
-		p.done <- outcome{err: platform.Errorf(platform.CodeStoreUnavailable,
-			"append to %s: gave up after %d group commits (the events may or may not be stored: read the aggregate, or retry with the same event IDs)", p.a.stream, p.attempts)}
+		waited += now.Sub(p.arrived)
+		mixed = mixed || p.mixed
 	}
-	return again, moved, nil
-}
-
-// lasts reads the last event of each aggregate in the group. On R1 one
-// batched direct get answers for all; a replicated stream's followers
-// may be behind, so there each is asked of the leader.
-func (c *committer) lasts(ctx context.Context, group []*pending) (map[string]tail, error) {
-	current := make(map[string]tail, len(group))
-	if c.s.opts.Replicas == 1 {
-		subjects := make([]string, len(group))
-		for i, p := range group {
-			subjects[i] = p.a.subject
-		}
-		for m, err := range c.s.getter.lasts(ctx, subjects) {
-			if err != nil {
-				return nil, platform.Errorf(platform.CodeStoreUnavailable, "group commit: read the aggregates' last events: %w", err)
-			}
-			v, err := versionOf(m.Header, m.Sequence)
-			if err != nil {
-				return nil, err
-			}
-			current[m.Subject] = tail{version: v, seq: m.Sequence, eventID: eventID(m.Header)}
-		}
-		return current, nil
+	if !mixed {
+		c.cost.sawGroup(now, waited/time.Duration(len(group)))
 	}
-	var (
-		mu       sync.Mutex
-		wg       sync.WaitGroup
-		firstErr error
-	)
-	for _, p := range group {
-		wg.Go(func() {
-			cur, err := c.s.last(ctx, p.a.subject)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = err
-				}
-				return
-			}
-			current[p.a.subject] = cur
-		})
+	c.decide()
+	if n := len(group); n > 1 && c.cost.grouping && c.inFlight == 0 && c.linger == nil && len(c.queue) < n {
+		c.startLinger(n, min(took/8, maxLinger))
+		return
 	}
-	wg.Wait()
-	return current, firstErr
-}
-
-// alone sends each append of a group by itself, side by side.
-func (c *committer) alone(ctx context.Context, group []*pending) {
-	var wg sync.WaitGroup
-	for _, p := range group {
-		wg.Go(func() {
-			res, err := p.a.send(ctx, p.base)
-			p.done <- outcome{res, err}
-		})
-	}
-	wg.Wait()
+	c.dispatch()
 }

@@ -19,8 +19,6 @@ import (
 	"github.com/lexigram/events/platform"
 )
 
-func withGroupCommit(o *lxjs.Options) { o.GroupCommit = lxjs.GroupCommit{Enabled: true} }
-
 // ledger records what the store told each caller, to hold it against
 // what the stream holds afterwards.
 type ledger struct {
@@ -100,8 +98,8 @@ func newEvents(n int, tag string) []platform.Envelope {
 // write too. Every caller gets exactly its own answer.
 func TestGroupCommitMixedConflicts(t *testing.T) {
 	t.Run("R1", func(t *testing.T) {
-		r := newR1(t, withGroupCommit)
-		testMixedConflicts(t, r.store, 250)
+		r := newR1(t, lxjs.AlwaysGroup)
+		wantGroupsSettled(t, testMixedConflicts(t, r.store, 250))
 	})
 	t.Run("R3", func(t *testing.T) {
 		if testing.Short() {
@@ -112,15 +110,28 @@ func TestGroupCommitMixedConflicts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := lxjs.New(context.Background(), js, lxjs.Options{Registry: testRegistry(), Replicas: 3, Logger: embeddedtest.Logger(t), GroupCommit: lxjs.GroupCommit{Enabled: true}})
+		o := lxjs.Options{Registry: testRegistry(), Replicas: 3, Logger: embeddedtest.Logger(t)}
+		lxjs.AlwaysGroup(&o)
+		st, err := lxjs.New(context.Background(), js, o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		testMixedConflicts(t, st, 150)
+		wantGroupsSettled(t, testMixedConflicts(t, st, 150))
 	})
 }
 
-func testMixedConflicts(t *testing.T, st *lxjs.EventStore, perWriter int) {
+// wantGroupsSettled fails the test unless groups met conflicts and were
+// settled and checked.
+func wantGroupsSettled(t *testing.T, stats lxjs.GroupCommitStats) {
+	t.Helper()
+	if stats.Groups == 0 || stats.Failures == 0 || stats.Checked == 0 || stats.OneByOne != 0 {
+		t.Fatalf("the run did not exercise group commit: %+v", stats)
+	}
+}
+
+// testMixedConflicts runs the workload, checks every answer against the
+// stream and returns the group commit's counters.
+func testMixedConflicts(t *testing.T, st *lxjs.EventStore, perWriter int) lxjs.GroupCommitStats {
 	ctx := context.Background()
 	const writers, owned, shared = 24, 8, 4
 	l := newLedger()
@@ -184,9 +195,10 @@ func testMixedConflicts(t *testing.T, st *lxjs.EventStore, perWriter int) {
 	l.check(t, st)
 	stats := st.GroupCommitStats()
 	t.Logf("%d conflicts, %d Any appends; %+v", conflicts, anys, stats)
-	if conflicts == 0 || stats.Groups == 0 || stats.Failures == 0 || stats.Checked == 0 || stats.OneByOne != 0 {
-		t.Fatalf("the run did not exercise group commit: %d conflicts, %+v", conflicts, stats)
+	if conflicts == 0 || anys == 0 {
+		t.Fatalf("the run made %d conflicts and %d Any appends", conflicts, anys)
 	}
+	return stats
 }
 
 // TestGroupCommitTimedOutBatchLanded: a group's batch is stored but its
@@ -202,7 +214,9 @@ func TestGroupCommitTimedOutBatchLanded(t *testing.T) {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc, jetstream.WithDefaultTimeout(300*time.Millisecond))
-	st, err := lxjs.New(ctx, js, lxjs.Options{Registry: testRegistry(), Logger: embeddedtest.Logger(t), GroupCommit: lxjs.GroupCommit{Enabled: true}})
+	o := lxjs.Options{Registry: testRegistry(), Logger: embeddedtest.Logger(t)}
+	lxjs.AlwaysGroup(&o)
+	st, err := lxjs.New(ctx, js, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +302,9 @@ func TestGroupCommitServerRestart(t *testing.T) {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Second))
-	st, err := lxjs.New(ctx, js, lxjs.Options{Registry: testRegistry(), Logger: embeddedtest.Logger(t), GroupCommit: lxjs.GroupCommit{Enabled: true}})
+	o := lxjs.Options{Registry: testRegistry(), Logger: embeddedtest.Logger(t)}
+	lxjs.AlwaysGroup(&o)
+	st, err := lxjs.New(ctx, js, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,4 +367,72 @@ func TestGroupCommitServerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.check(t, st)
+}
+
+// TestGroupCommitSwitchesLoseNothing: the committer switches between
+// groups and singles every few completions, under the mixed workload, so
+// appends are caught queued when grouping stops (they go alone), and
+// singles are in flight when it starts. Every caller still gets exactly
+// its own answer.
+func TestGroupCommitSwitchesLoseNothing(t *testing.T) {
+	r := newR1(t, lxjs.SwitchEvery(20))
+	if s := testMixedConflicts(t, r.store, 250); s.Switches < 20 || s.Groups < 20 {
+		t.Fatalf("%+v: the run did not exercise switches and groups", s)
+	}
+}
+
+// TestGroupCommitFollowsTheDemand: a lone writer never pays for group
+// commit (nothing groups with one append in flight), and with 128 writers
+// on a server that fsyncs every write the committer groups them.
+func TestGroupCommitFollowsTheDemand(t *testing.T) {
+	r := newR1(t, func(o *lxjs.Options) { o.GroupCommit.Enabled = true })
+	ctx := context.Background()
+	var rev platform.Revision
+	id := platform.StreamID{Type: "order", ID: "lone"}
+	for range 300 {
+		res, err := r.store.Append(ctx, id, platform.ExactRevision(rev), newEvents(1, "lone"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev = res.Revision()
+	}
+	if s := r.store.GroupCommitStats(); s.Grouping || s.Switches != 0 || s.Groups != 0 || s.Single == 0 {
+		t.Fatalf("a lone writer: %+v; want singles only, measured", s)
+	}
+
+	const writers = 128
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			var rev platform.Revision
+			id := platform.StreamID{Type: "order", ID: fmt.Sprint("busy-", w)}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := r.store.Append(ctx, id, platform.ExactRevision(rev), newEvents(1, "busy"))
+				if err != nil {
+					errs <- err
+					return
+				}
+				rev = res.Revision()
+			}
+		})
+	}
+	waitUntil(t, 60*time.Second, func() bool { return r.store.GroupCommitStats().Groups >= 20 })
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	s := r.store.GroupCommitStats()
+	t.Logf("%+v", s)
+	if s.Appends < 20*2 || s.Group == 0 || s.Group >= s.Single {
+		t.Fatalf("128 writers: %+v; want groups of several appends, cheaper than singles", s)
+	}
 }

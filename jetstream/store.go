@@ -28,9 +28,10 @@ type Options struct {
 	Codec           platform.Codec        // default msgpack
 	Registry        *platform.Registry    // default platform.DefaultRegistry
 	Logger          *slog.Logger          // default slog.Default()
-	// GroupCommit shares atomic batches among concurrent appends; off by
-	// default. Turn it on where the server fsyncs every write on R1 file
-	// storage (see GroupCommit).
+	// GroupCommit shares atomic batches among concurrent appends when
+	// enough are in flight for a batch to pay; off by default. Turn it on
+	// where the server fsyncs every write on R1 file storage (see
+	// GroupCommit).
 	GroupCommit GroupCommit
 }
 
@@ -75,6 +76,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*EventStore
 	switch {
 	case opts.GroupCommit.Enabled && s.caps.AtomicBatch:
 		s.group = newCommitter(s, opts.GroupCommit)
+		s.group.probe(ctx)
 	case opts.GroupCommit.Enabled:
 		opts.Logger.WarnContext(ctx, "group commit is off: it needs atomic batch publish, from nats-server 2.12", "server", s.caps.ServerVersion)
 	}

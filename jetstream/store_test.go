@@ -164,7 +164,11 @@ func TestRetryWithSameIDsIsIdempotent(t *testing.T) {
 func TestRetryAnyWithSameIDs(t *testing.T) {
 	for _, group := range []bool{false, true} {
 		t.Run(map[bool]string{false: "alone", true: "group commit"}[group], func(t *testing.T) {
-			env := newR1(t, func(o *lxjs.Options) { o.GroupCommit.Enabled = group })
+			env := newR1(t, func(o *lxjs.Options) {
+				if group {
+					lxjs.AlwaysGroup(o)
+				}
+			})
 			ctx := context.Background()
 			id := platform.StreamID{Type: "order", ID: "any"}
 			if _, err := env.store.Append(ctx, id, platform.NoStream(), events(orderPlaced{"c"})); err != nil {
