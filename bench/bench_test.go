@@ -160,3 +160,29 @@ func TestBench(t *testing.T) {
 	b, _ := json.MarshalIndent(figs, "", "  ")
 	t.Logf("%s", b)
 }
+
+// TestRunGroupCommitSweep: a point of the sweep yields group commit on
+// against off, in events/s and p99, each with its target.
+func TestRunGroupCommitSweep(t *testing.T) {
+	var out bytes.Buffer
+	figs, err := Run(t.Context(), Options{Quick: true, Filter: "groupcommit.sweep.w4/", InProcess: true, Out: &out})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	names := map[string]Figure{}
+	for _, f := range figs {
+		names[f.Name] = f
+	}
+	for _, name := range []string{"groupcommit.sweep.w4/fsync", "groupcommit.sweep.w4/nofsync", "groupcommit.sweep.w4/mem", "groupcommit.sweep.w4/r3"} {
+		f, ok := names[name]
+		if !ok {
+			t.Fatalf("no figure %s among %v", name, figs)
+		}
+		if f.Ours <= 0 || f.Raw <= 0 || f.Unit != "events/s" || f.Target != ">= 0.95" || !strings.Contains(f.Note, "switches between singles and groups") {
+			t.Errorf("bad figure %+v", f)
+		}
+	}
+	if len(figs) != 4 {
+		t.Errorf("want the four rate figures the filter names, got %d: %v", len(figs), figs)
+	}
+}

@@ -48,6 +48,29 @@ func (r *runner) groupCommitJobs() []job {
 			run: func(ctx context.Context, e *env) ([]Figure, error) { return r.groupLatency(ctx, e, "/"+v) },
 		})
 	}
+	sweep := func(where, suffix string, storage jetstream.StorageType, writers []int) {
+		for _, n := range writers {
+			name := fmt.Sprintf("groupcommit.sweep.w%d", n)
+			jobs = append(jobs, job{
+				names: []string{name + suffix, name + ".p99" + suffix}, env: where,
+				run: func(ctx context.Context, e *env) ([]Figure, error) {
+					return r.groupSweep(ctx, e, name, suffix, storage, n)
+				},
+			})
+		}
+	}
+	// The whole range users meet, not only its ends, where group commit is
+	// on by default; a coarser one on the other storage.
+	full, coarse := []int{1, 2, 4, 8, 16, 32, 64, 128, 512}, []int{1, 4, 16, 64, 512}
+	if r.opts.Quick {
+		full, coarse = full[:7], coarse[:4]
+	}
+	sweep(durability[0], "/"+durability[0], jetstream.FileStorage, full)
+	if r.opts.NATSURL == "" {
+		sweep(envNoFsync, "/"+envNoFsync, jetstream.FileStorage, coarse)
+		sweep(envNoFsync, "/mem", jetstream.MemoryStorage, coarse)
+		sweep(envR3, "/"+envR3, jetstream.FileStorage, coarse)
+	}
 	return jobs
 }
 
@@ -109,31 +132,9 @@ func (r *runner) groupConcurrent(ctx context.Context, e *env, name, suffix strin
 	if err != nil {
 		return nil, err
 	}
-	rates := func(rs []loadRound) []float64 {
-		out := make([]float64, len(rs))
-		for i, x := range rs {
-			out[i] = x.rate
-		}
-		return out
-	}
-	pooled := func(rs []loadRound) []time.Duration {
-		var all []time.Duration
-		for _, x := range rs {
-			all = append(all, x.lat...)
-		}
-		slices.Sort(all)
-		return all
-	}
-	or, wr := rates(o), rates(w)
-	var groups, grouped, failures uint64
-	for _, x := range o {
-		groups, grouped, failures = groups+x.stats.Groups, grouped+x.stats.Appends, failures+x.stats.Failures
-	}
-	sizes := "no groups formed"
-	if groups > 0 {
-		sizes = fmt.Sprintf("%d groups of %.1f appends on average, %d groups settled after a failure", groups, float64(grouped)/float64(groups), failures)
-	}
-	ol, wl := pooled(o), pooled(w)
+	or, wr := roundRates(o), roundRates(w)
+	sizes := groupSizes(o)
+	ol, wl := pooledLatencies(o), pooledLatencies(w)
 	target := ""
 	if suffix == "/"+envFsync && pct == 0 && writers == concurrentWriters {
 		target = ">= 10"
@@ -149,6 +150,74 @@ func (r *runner) groupConcurrent(ctx context.Context, e *env, name, suffix strin
 		{Name: name + ".p50" + suffix, Ours: ms(percentile(ol, 50)), Raw: ms(percentile(wl, 50)), Unit: "ms", Note: latNote},
 		{Name: name + ".p99" + suffix, Ours: ms(percentile(ol, 99)), Raw: ms(percentile(wl, 99)), Unit: "ms", Note: latNote},
 	}, nil
+}
+
+// groupSweep: the store with group commit on against the same store with
+// it off, writers writers appending single events to their own aggregates,
+// so that group commit is never slower than plain appends at any
+// concurrency.
+func (r *runner) groupSweep(ctx context.Context, e *env, name, suffix string, storage jetstream.StorageType, writers int) ([]Figure, error) {
+	side := func(ctx context.Context, st *lxjs.EventStore) (loadRound, error) {
+		ops := make([]op, writers)
+		for w := range ops {
+			ops[w] = oursStaleAppend(st, owned(w, writers, concurrentAggregates), 0, uint64(w))
+		}
+		round, err := hammerTimed(ctx, r.plan.phase, ops)
+		round.stats = st.GroupCommitStats()
+		return round, err
+	}
+	on, off, err := alternateWith(ctx, r, e, storage, withGroupCommit, side, side)
+	if err != nil {
+		return nil, err
+	}
+	onRates, offRates := roundRates(on), roundRates(off)
+	onLat, offLat := pooledLatencies(on), pooledLatencies(off)
+	// Never slower anywhere; worth having where it is on by default.
+	target := ">= 0.95"
+	switch {
+	case suffix == "/"+envFsync && writers == 512:
+		target = ">= 6"
+	case suffix == "/"+envFsync && writers == 64:
+		target = ">= 2"
+	}
+	what := fmt.Sprintf("%d writers, conditional single-event appends to their own aggregates; raw is the same store with group commit off", writers)
+	return []Figure{
+		{Name: name + suffix, Ours: median(onRates), Raw: median(offRates), Ratio: pairedRatio(onRates, offRates), Unit: "events/s", Target: target,
+			Note: "group commit on against off; " + what + "; " + groupSizes(on) + "; " + roundsNote(r, onRates, offRates, 1)},
+		{Name: name + ".p99" + suffix, Ours: ms(percentile(onLat, 99)), Raw: ms(percentile(offLat, 99)), Unit: "ms", Target: "<= 1.1",
+			Note: fmt.Sprintf("%s; every call's duration, %d on and %d off samples pooled; lower is better", what, len(onLat), len(offLat))},
+	}, nil
+}
+
+func roundRates(rs []loadRound) []float64 {
+	out := make([]float64, len(rs))
+	for i, x := range rs {
+		out[i] = x.rate
+	}
+	return out
+}
+
+func pooledLatencies(rs []loadRound) []time.Duration {
+	var all []time.Duration
+	for _, x := range rs {
+		all = append(all, x.lat...)
+	}
+	slices.Sort(all)
+	return all
+}
+
+// groupSizes says what groups the rounds formed.
+func groupSizes(rs []loadRound) string {
+	var groups, grouped, failures, switches uint64
+	for _, x := range rs {
+		groups, grouped, failures, switches = groups+x.stats.Groups, grouped+x.stats.Appends, failures+x.stats.Failures, switches+x.stats.Switches
+	}
+	last := rs[len(rs)-1].stats
+	way := fmt.Sprintf("%d switches between singles and groups; at the end of the last round %.1f appends in flight, an append expected to take %.2f ms alone and %.2f ms in a group", switches, last.Demand, ms(last.Single), ms(last.Group))
+	if groups == 0 {
+		return "no groups formed; " + way
+	}
+	return fmt.Sprintf("%d groups of %.1f appends on average, %d groups settled after a failure; %s", groups, float64(grouped)/float64(groups), failures, way)
 }
 
 // groupLatency: one writer with group commit on, sequential appends.
