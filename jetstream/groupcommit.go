@@ -124,8 +124,9 @@ type GroupCommitStats struct {
 	Switches uint64
 	// Demand is the moving average of the appends in flight; Single and
 	// Group are the latencies an append is expected to see at that demand
-	// on its own and in a group (0 while not yet measured). Groups are
-	// used while Group is below Single.
+	// on its own and in a group (0 while not yet measured). The committer
+	// switches to groups when Group is a fifth below Single, and back when
+	// Single is a fifth below Group.
 	Demand        float64
 	Single, Group time.Duration
 }
