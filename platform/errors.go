@@ -33,6 +33,9 @@ const (
 	CodeHandlerPanic       Code = "LXE-019" // a handler panicked; the panic was recovered
 	CodeCheckpointConflict Code = "LXE-020" // a checkpoint moved under a compare-and-set
 	CodeNotLeader          Code = "LXE-021" // another instance holds the lease or the pin
+	CodeSagaNotFound       Code = "LXE-022" // no saga instance has that ID or association key
+	CodeSagaConflict       Code = "LXE-023" // a saga instance moved under a compare-and-set
+	CodeCorruptSaga        Code = "LXE-024" // a stored saga instance that cannot be decoded
 )
 
 // Error is the error type of the platform: a stable code, a message for
@@ -88,6 +91,9 @@ var (
 	ErrSagaExecution      = &Error{Code: CodeSagaExecution}
 	ErrHandlerPanic       = &Error{Code: CodeHandlerPanic}
 	ErrNotLeader          = &Error{Code: CodeNotLeader}
+	ErrSagaNotFound       = &Error{Code: CodeSagaNotFound}
+	ErrSagaConflict       = &Error{Code: CodeSagaConflict}
+	ErrCorruptSaga        = &Error{Code: CodeCorruptSaga}
 )
 
 // Errorf builds an *Error with a formatted message; a %w verb in format

@@ -176,8 +176,11 @@ func TestCodesAreStable(t *testing.T) {
 		platform.CodeProjectionBuild:    "LXE-015",
 		platform.CodeWebhookDelivery:    "LXE-018",
 		platform.CodeCheckpointConflict: "LXE-020",
+		platform.CodeSagaNotFound:       "LXE-022",
+		platform.CodeSagaConflict:       "LXE-023",
+		platform.CodeCorruptSaga:        "LXE-024",
 	}
-	if len(want) != 14 {
+	if len(want) != 17 {
 		t.Fatal("two codes share a value")
 	}
 	for code, s := range want {
