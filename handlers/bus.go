@@ -102,12 +102,30 @@ func (c *core[R]) lookup(name string) *entry[R] {
 func (c *core[R]) Handles(typ string) bool { return c.lookup(typ) != nil }
 
 // message builds the message for a value: its ID from a MessageID method
-// or a new ULID, the correlation ID from ctx or else its own ID, and the
-// causation ID from ctx.
-func newMessage(ctx context.Context, typ string, body any) Message {
+// or a new ULID, the correlation ID from ctx or else its own ID, the
+// causation ID from ctx and, for a command, its idempotency key from an
+// IdempotencyKey method or else from ctx. One type switch looks for both
+// methods: it costs one cached lookup, two assertions cost two.
+func newMessage(ctx context.Context, kind Kind, typ string, body any) Message {
 	m := Message{Type: typ, Body: body, CorrelationID: platform.CorrelationID(ctx), CausationID: platform.CausationID(ctx)}
-	if id, ok := body.(interface{ MessageID() string }); ok {
-		m.ID = id.MessageID()
+	switch b := body.(type) {
+	case interface {
+		MessageID() string
+		IdempotencyKey() string
+	}:
+		m.ID = b.MessageID()
+		if kind == KindCommand {
+			m.IdempotencyKey = b.IdempotencyKey()
+		}
+	case interface{ MessageID() string }:
+		m.ID = b.MessageID()
+	case idempotencyKeyer:
+		if kind == KindCommand {
+			m.IdempotencyKey = b.IdempotencyKey()
+		}
+	}
+	if kind == KindCommand && m.IdempotencyKey == "" && keysInContexts.Load() {
+		m.IdempotencyKey = contextIdempotencyKey(ctx)
 	}
 	if m.ID == "" {
 		m.ID = newID()
@@ -141,7 +159,7 @@ func (c *core[R]) startSpan(ctx context.Context, m Message) (context.Context, tr
 
 // run runs the handler's pipeline in this process.
 func (c *core[R]) run(ctx context.Context, e *entry[R], m Message) (r R, err error) {
-	ctx = newDispatch(ctx, m, c.o.Registry, c.kind == KindCommand)
+	ctx = newDispatch(ctx, m, &c.o, c.kind == KindCommand)
 	defer func() {
 		if p := recover(); p != nil { // a pipeline without Recovery must not crash the process
 			err = panicError(c.kind, m.Type, m.ID, p)

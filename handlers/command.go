@@ -59,15 +59,21 @@ func HandleCommand[C any](r CommandRegistrar, fn func(ctx context.Context, cmd C
 // the process that serves its type. cmd is a value
 // of a registered command type; it gets a new ID (or its MessageID()), which
 // becomes the causation ID of the events it produces, and the correlation
-// ID of ctx, or else its own ID. A command nobody handles is
-// platform.ErrNoHandler; a failing handler's error is wrapped in
-// platform.ErrCommandExecution.
+// ID of ctx, or else its own ID. Its idempotency key is its
+// IdempotencyKey() or else that of WithIdempotencyKey (see Idempotency).
+// A command nobody handles is platform.ErrNoHandler; a failing handler's
+// error is wrapped in platform.ErrCommandExecution.
 func (b *CommandBus) Dispatch(ctx context.Context, cmd any) (CommandResult, error) {
 	name, err := b.c.typeName(cmd, "dispatch command")
 	if err != nil {
 		return CommandResult{}, err
 	}
-	m := newMessage(ctx, name, cmd)
+	m := newMessage(ctx, KindCommand, name, cmd)
+	if m.IdempotencyKey != "" {
+		if err := checkIdempotencyKey(m); err != nil {
+			return CommandResult{}, err
+		}
+	}
 	ctx, span := b.c.startSpan(ctx, m)
 	res, err := b.dispatch(ctx, m)
 	endSpan(span, err)

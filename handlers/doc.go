@@ -64,7 +64,28 @@
 // Logging (log/slog), Retry (exponential backoff with jitter, retryable
 // errors only), Timeout, Metrics (Prometheus), CircuitBreaker, Tracing
 // (OpenTelemetry) and Recovery; DefaultMiddleware gives their default order
-// and says why it differs from the seed's.
+// and says why it differs from the seed's. Idempotency, which needs a
+// key-value bucket, is not in it.
+//
+// # Idempotency
+//
+// A command sent again after a crash or a lost reply (a saga step run
+// again, a client retrying) can carry an idempotency key: the value of its
+// IdempotencyKey method, or else the key of WithIdempotencyKey on the
+// context it is dispatched with (the handler's context does not pass it on
+// to the commands the handler sends). It is Message.IdempotencyKey, and
+// travels to other processes in the Lexigram-Idempotency-Key header. With
+// the Idempotency middleware and a bucket from OpenIdempotencyBucket, the
+// first dispatch of a key claims it, runs, and remembers its CommandResult
+// for the window (24h by default, per-key TTLs: nats-server 2.11 or
+// later); a repeat within the window, in any process sharing the bucket,
+// gets that result and the handler does not run. Errors are not
+// remembered: a retry after a failure runs the command again. A repeat
+// that comes while the first dispatch still runs waits for its result and
+// returns it, or runs the command itself if the first one fails; a claim
+// older than the Wait (30s by default) is presumed dead, its process
+// crashed, and is taken over. Commands without a key pass through with no
+// I/O.
 //
 // # Tests
 //

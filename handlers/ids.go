@@ -52,12 +52,16 @@ func probeKey(get func(context.Context) string) any {
 }
 
 // dispatch is the context of one command or query dispatch in this
-// process: it carries the message, the bus's registry and, for commands,
-// the command's ID as causation and its correlation ID, in one allocation.
+// process: it carries the message, the bus's options (the middleware's way
+// to its registry and codec) and, for commands, the command's ID as
+// causation and its correlation ID, in one allocation. It hides the
+// idempotency key of WithIdempotencyKey, which names this dispatch's
+// effect and not those of the commands its handler sends: they would wait
+// for the very claim their sender holds.
 type dispatch struct {
 	context.Context
 	msg     Message
-	reg     *platform.Registry
+	o       *Options
 	command bool
 }
 
@@ -69,13 +73,15 @@ func (d *dispatch) Value(k any) any {
 		return d.msg.ID
 	case d.command && k == correlationKey && correlationKey != nil && d.msg.CorrelationID != "":
 		return d.msg.CorrelationID
+	case k == idempotencyCtxKey{}:
+		return nil
 	}
 	return d.Context.Value(k)
 }
 
 // newDispatch returns the handler's context.
-func newDispatch(ctx context.Context, m Message, reg *platform.Registry, command bool) context.Context {
-	d := &dispatch{Context: ctx, msg: m, reg: reg, command: command}
+func newDispatch(ctx context.Context, m Message, o *Options, command bool) context.Context {
+	d := &dispatch{Context: ctx, msg: m, o: o, command: command}
 	if command && (causationKey == nil || correlationKey == nil) {
 		return commandContext(d, m)
 	}

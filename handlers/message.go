@@ -23,6 +23,12 @@ type Message struct {
 	Body          any    // the command or query value, e.g. PlaceOrder{...}
 	CorrelationID string // shared by everything one request set off
 	CausationID   string // the message that caused this one, if any
+	// IdempotencyKey names a command's effect: with the Idempotency
+	// middleware, commands that share a key are applied once and the
+	// repeats get the first one's result. It comes from the command's
+	// IdempotencyKey method or else from WithIdempotencyKey; "": none, the
+	// command runs every time. Queries have none.
+	IdempotencyKey string
 }
 
 // CommandResult says what a command changed. With the Transaction

@@ -63,7 +63,7 @@ func Ask[R any](ctx context.Context, b *QueryBus, q any) (R, error) {
 	if err != nil {
 		return zero, err
 	}
-	m := newMessage(ctx, name, q)
+	m := newMessage(ctx, KindQuery, name, q)
 	ctx, span := b.c.startSpan(ctx, m)
 	r, err := ask[R](ctx, b, m)
 	endSpan(span, err)

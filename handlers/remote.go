@@ -250,6 +250,9 @@ func (r *Remote) request(ctx context.Context, kind Kind, msg Message, codec plat
 	if msg.CausationID != "" {
 		out.set(HeaderCausationID, msg.CausationID)
 	}
+	if msg.IdempotencyKey != "" {
+		out.set(HeaderIdempotencyKey, msg.IdempotencyKey)
+	}
 	r.propag.Inject(ctx, headerCarrier(m.Header))
 	resp, err := r.nc.RequestMsgWithContext(ctx, m)
 	switch {
@@ -278,12 +281,13 @@ func (r *Remote) request(ctx context.Context, kind Kind, msg Message, codec plat
 // waits in the poller between requests cost more than they do in a loop.
 type outgoingRequest struct {
 	msg  nats.Msg
-	vals [5]string // backs the header values, one element each
+	vals [6]string // backs the header values, one element each
 	n    int
 	data []byte // the prefix and the body
 }
 
-var outgoing = sync.Pool{New: func() any { return &outgoingRequest{msg: nats.Msg{Header: make(nats.Header, 6)}} }}
+// The header map has room for our six headers and the trace context's two.
+var outgoing = sync.Pool{New: func() any { return &outgoingRequest{msg: nats.Msg{Header: make(nats.Header, 8)}} }}
 
 func (o *outgoingRequest) set(key, value string) {
 	o.vals[o.n] = value
@@ -293,7 +297,7 @@ func (o *outgoingRequest) set(key, value string) {
 
 func (o *outgoingRequest) release() {
 	clear(o.msg.Header) // keeps the map's room
-	o.vals, o.n = [5]string{}, 0
+	o.vals, o.n = [6]string{}, 0
 	o.msg.Subject, o.msg.Data = "", nil
 	if cap(o.data) > 64<<10 { // a rare big command does not stay pinned in the pool
 		o.data = nil
@@ -346,7 +350,8 @@ type servedRequest struct {
 }
 
 // incoming reads a served request: its ID and time left (from the prefix,
-// or headers), codec, correlation and causation and trace context.
+// or headers), codec, correlation, causation, idempotency key and trace
+// context.
 func (r *Remote) incoming(req micro.Request, typ string) (servedRequest, error) {
 	h := nats.Header(req.Headers())
 	id, timeLeft, body, prefixed, err := cutPrefix(req.Data())
@@ -373,7 +378,8 @@ func (r *Remote) incoming(req micro.Request, typ string) (servedRequest, error) 
 	if in.codec, err = platform.CodecByName(h.Get(HeaderCodec)); err != nil {
 		return in, err
 	}
-	in.msg = Message{ID: id, Type: typ, CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID)}
+	in.msg = Message{ID: id, Type: typ, CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID),
+		IdempotencyKey: h.Get(HeaderIdempotencyKey)}
 	if in.msg.ID == "" {
 		in.msg.ID = newID()
 	}

@@ -204,8 +204,8 @@ func Transaction() Middleware {
 				return res, nil
 			}
 			reg := platform.DefaultRegistry
-			if d, ok := ctx.Value(messageKey).(*dispatch); ok && d.reg != nil {
-				reg = d.reg
+			if d, ok := ctx.Value(messageKey).(*dispatch); ok && d.o != nil {
+				reg = d.o.Registry
 			}
 			saved, err := commit(commandContext(ctx, cmd), reg, entries)
 			if err != nil {

@@ -20,16 +20,21 @@ import (
 // the same with one header as with two, out of the 25–30 µs a bus added
 // to a raw round trip on the bench machine. What only some requests carry
 // travels in headers: the correlation ID when it is not the message's ID,
-// the causation ID, the codec when it is not msgpack, and the W3C trace
-// context ("traceparent", "tracestate"). A sender that is not a lexigram
-// bus sends a plain body, and may put the ID and the time left in headers.
+// the causation ID, a command's idempotency key, the codec when it is not
+// msgpack, and the W3C trace context ("traceparent", "tracestate"). A
+// sender that is not a lexigram bus sends a plain body, and may put the ID
+// and the time left in headers.
 // Errors come back in the micro service error headers (micro.ErrorHeader,
 // micro.ErrorCodeHeader) with the platform code as the error code.
 const (
 	HeaderID            = "Lexigram-Id"             // absent (and no prefix): the serving side makes one
 	HeaderCorrelationID = "Lexigram-Correlation-Id" // absent: the message's ID
 	HeaderCausationID   = "Lexigram-Causation-Id"
-	HeaderCodec         = "Lexigram-Codec" // absent: msgpack
+	// HeaderIdempotencyKey is a command's idempotency key (see
+	// Idempotency), as the caller gave it. Absent: the command's
+	// IdempotencyKey method's, if it has one, or none.
+	HeaderIdempotencyKey = "Lexigram-Idempotency-Key"
+	HeaderCodec          = "Lexigram-Codec" // absent: msgpack
 	// HeaderTimeout is the caller's remaining time as a Go duration, cut
 	// to the millisecond. A duration, not a deadline, so clock skew between
 	// hosts does not matter. Absent (and no prefix): the serving Remote's
