@@ -1,0 +1,229 @@
+package sagas
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/lexigram/events/platform"
+)
+
+// rest is where an advance left its instance: done for now (finished,
+// stuck, or owned by another manager until its lease ends), or due to be
+// moved on again after retryIn.
+type rest struct {
+	retryIn time.Duration
+}
+
+// conflictRetry spaces the moves of an instance another process holds or
+// just moved.
+const conflictRetry = 100 * time.Millisecond
+
+// advance moves the instance with the ID on until it rests. It saves the
+// instance before each action or compensation (a run counted, a lease
+// taken) and after its result, each save a compare-and-set on the
+// revision it read, so two managers never advance one instance at once.
+func (m *Manager) advance(ctx context.Context, id string) rest {
+	in, err := m.store.Load(ctx, id)
+	var corrupt *CorruptError
+	switch {
+	case errors.As(err, &corrupt):
+		m.park(ctx, corrupt.Parked(), corrupt)
+		return rest{}
+	case errors.Is(err, platform.ErrSagaNotFound):
+		m.log.WarnContext(ctx, "sagas: a message names an instance that does not exist; dropped", "id", id)
+		return rest{}
+	case err != nil:
+		m.log.WarnContext(ctx, "sagas: load an instance; retrying", "id", id, "error", err)
+		return rest{retryIn: time.Second}
+	}
+	if in.State.Finished() || in.State.Stuck() {
+		return rest{}
+	}
+	k := m.kindOf(in.Type)
+	if k == nil {
+		// A manager without the type consumes its messages only if
+		// someone shares the type's consumer by mistake.
+		m.log.WarnContext(ctx, "sagas: an instance of a type this manager does not know; left for one that does", "id", id, "type", in.Type)
+		return rest{retryIn: m.opts.AckWait}
+	}
+	now := time.Now()
+	if in.Owner != "" && in.Owner != m.id && now.Before(in.LeaseUntil) {
+		return rest{retryIn: in.LeaseUntil.Sub(now) + conflictRetry}
+	}
+	s := &stepper{m: m, k: k, in: in}
+	return s.run(ctx)
+}
+
+// stepper advances one instance.
+type stepper struct {
+	m  *Manager
+	k  *kind
+	in Instance
+}
+
+// save writes the instance over the revision it was read at, renewing
+// this manager's lease, or, resting, giving it up (a retry may be
+// delivered to another process); ok is false when another process moved
+// it.
+func (s *stepper) save(ctx context.Context, resting bool) (ok bool, r rest) {
+	now := time.Now().UTC()
+	s.in.Updated = now
+	s.in.Owner, s.in.LeaseUntil = s.m.id, now.Add(s.m.opts.AckWait)
+	if resting || s.in.State.Finished() || s.in.State.Stuck() {
+		s.in.Owner, s.in.LeaseUntil = "", time.Time{}
+	}
+	rev, err := s.m.store.Save(ctx, s.in)
+	switch {
+	case err == nil:
+		s.in.Revision = rev
+		return true, rest{}
+	case errors.Is(err, platform.ErrSagaConflict):
+		return false, rest{retryIn: conflictRetry}
+	default:
+		s.m.log.WarnContext(ctx, "sagas: save an instance; retrying", "id", s.in.ID, "error", err)
+		return false, rest{retryIn: time.Second}
+	}
+}
+
+func (s *stepper) run(ctx context.Context) rest {
+	in := &s.in
+	for {
+		switch in.State {
+		case NotStarted, Started:
+			in.State = Running
+		case Running:
+			if in.Step >= len(s.k.steps) {
+				in.State = Completed
+				break
+			}
+			if r, done := s.try(ctx, false); done {
+				return r
+			}
+			continue
+		case Failed, TimedOut:
+			// The step at in.Step did not complete: undo the ones before.
+			in.State, in.Step, in.Attempt = Compensating, in.Step-1, 0
+		case Compensating:
+			if in.Step < 0 {
+				in.State = Compensated
+				break
+			}
+			if s.k.steps[in.Step].compensate == nil {
+				in.Step--
+				continue
+			}
+			if r, done := s.try(ctx, true); done {
+				return r
+			}
+			continue
+		default: // Completed, Compensated, CompensationFailed, Parked
+			return rest{}
+		}
+		if ok, r := s.save(ctx, false); !ok {
+			return r
+		}
+		if in.State.Finished() {
+			return rest{}
+		}
+	}
+}
+
+// try runs the current step's action (or compensation) once, saving the
+// run before it and its outcome after. done is true when the instance
+// rests; false when it moved on to its next state.
+func (s *stepper) try(ctx context.Context, compensating bool) (r rest, done bool) {
+	in := &s.in
+	st := s.k.steps[in.Step]
+	in.Attempt++
+	if ok, r := s.save(ctx, false); !ok {
+		return r, true
+	}
+	fn := st.action
+	if compensating {
+		fn = st.compensate
+	}
+	env := stepEnv{
+		id: in.ID, sagaType: in.Type, key: in.Key, step: st.name, compensating: compensating,
+		attempt: in.Attempt, correlationID: in.CorrelationID,
+		services: s.m.opts.Services, commands: s.m.opts.Commands,
+	}
+	began := time.Now()
+	data, err := call(ctx, fn, env, in.Data)
+	rec := StepRecord{Step: st.name, Compensation: compensating, Attempt: in.Attempt, Started: began.UTC(), Took: time.Since(began), Outcome: "ok"}
+
+	var corrupt *corruptData
+	switch {
+	case err == nil:
+		in.Data, in.Attempt = data, 0
+		if compensating {
+			in.Step-- // Error keeps why the saga compensates
+		} else {
+			in.Step, in.Error = in.Step+1, ""
+		}
+	case errors.As(err, &corrupt):
+		in.State, in.Error = Parked, fmt.Sprintf("saga %s (%s): %v: fix the data and retry the instance", in.ID, in.Type, err)
+		rec.Outcome, rec.Error = "failed", err.Error()
+	case isFinal(err) || in.Attempt >= s.m.opts.Retry.Attempts:
+		rec.Outcome, rec.Error = "failed", err.Error()
+		in.Error = describe(in, st.name, compensating, err)
+		switch {
+		case compensating:
+			in.State = CompensationFailed
+		default:
+			in.State, in.Attempt = Failed, 0
+		}
+	default:
+		rec.Outcome, rec.Error = "retry", err.Error()
+		in.Error = describe(in, st.name, compensating, err)
+		in.History = append(in.History, rec)
+		if ok, r := s.save(ctx, true); !ok {
+			return r, true
+		}
+		return rest{retryIn: s.m.opts.Retry.delay(in.Attempt)}, true
+	}
+	in.History = append(in.History, rec)
+	if ok, r := s.save(ctx, false); !ok {
+		return r, true
+	}
+	if in.State.Stuck() {
+		s.m.log.WarnContext(ctx, "sagas: an instance waits for an operator", "id", in.ID, "type", in.Type, "state", in.State, "error", in.Error)
+		return rest{}, true
+	}
+	return rest{}, false
+}
+
+// call runs a step function, turning a panic into a retryable failure.
+func call(ctx context.Context, fn stepRun, env stepEnv, data json.RawMessage) (out json.RawMessage, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = platform.Errorf(platform.CodeHandlerPanic, "saga %s step %s panicked: %v\n%s", env.id, env.step, p, debug.Stack())
+		}
+	}()
+	return fn(ctx, env, data)
+}
+
+func describe(in *Instance, step string, compensating bool, err error) string {
+	what := "step " + step
+	if compensating {
+		what = "the compensation of step " + step
+	}
+	return fmt.Sprintf("%s: %s failed on attempt %d: %v", platform.CodeSagaExecution, what, in.Attempt, err)
+}
+
+// park saves an instance that cannot be run as Parked, with why.
+func (m *Manager) park(ctx context.Context, in Instance, why error) {
+	in.State, in.Error, in.Updated = Parked, why.Error(), time.Now().UTC()
+	in.Owner, in.LeaseUntil = "", time.Time{}
+	if _, err := m.store.Save(ctx, in); err != nil {
+		m.log.WarnContext(ctx, "sagas: could not park an instance", "id", in.ID, "error", err)
+		return
+	}
+	m.log.WarnContext(ctx, "sagas: parked an instance", "id", in.ID, "type", in.Type, "error", why)
+}
+
+func uitoa(n uint64) string { return strconv.FormatUint(n, 10) }

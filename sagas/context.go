@@ -1,0 +1,82 @@
+package sagas
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/lexigram/events/handlers"
+	"github.com/lexigram/events/platform"
+)
+
+// Context is what a step's action or compensation gets: the saga's data,
+// which it may change (the change is saved when it succeeds), who the
+// instance is, the application's services, and the command bus.
+type Context[D any] struct {
+	Data *D
+	stepEnv
+}
+
+// stepEnv is the part of Context that does not depend on the data type.
+type stepEnv struct {
+	id, sagaType, key, step string
+	compensating            bool
+	attempt                 int
+	correlationID           string
+	services                any
+	commands                *handlers.CommandBus
+	sent                    int
+}
+
+// ID is the saga instance's ID.
+func (e *stepEnv) ID() string { return e.id }
+
+// Type is the saga type's name.
+func (e *stepEnv) Type() string { return e.sagaType }
+
+// Key is the instance's association key.
+func (e *stepEnv) Key() string { return e.key }
+
+// Step is the name of the step running.
+func (e *stepEnv) Step() string { return e.step }
+
+// Compensating reports whether this is the step's compensation.
+func (e *stepEnv) Compensating() bool { return e.compensating }
+
+// Attempt counts the runs of this action or compensation, from 1. A run
+// after a crash counts too: what a step does must bear being done again,
+// which Send arranges for commands.
+func (e *stepEnv) Attempt() int { return e.attempt }
+
+// CorrelationID is shared by everything the saga's start set off.
+func (e *stepEnv) CorrelationID() string { return e.correlationID }
+
+// Services is what the application gave the manager in Options.Services.
+func (e *stepEnv) Services() any { return e.services }
+
+// Send dispatches a command on the manager's command bus, correlated with
+// what started the saga and caused by the saga. It carries an idempotency
+// key made of the instance, the step (and whether it compensates) and the
+// command's place among those this run sent, the same in every run of the
+// step: with the handlers.Idempotency middleware on the bus, a step run
+// again after a crash gets the first run's result instead of applying the
+// command twice.
+func (e *stepEnv) Send(ctx context.Context, cmd any) (handlers.CommandResult, error) {
+	if e.commands == nil {
+		return handlers.CommandResult{}, platform.Errorf(platform.CodeInvalidArgument,
+			"saga %s step %s: Send needs a command bus: set sagas.Options.Commands", e.id, e.step)
+	}
+	e.sent++
+	ctx = platform.WithCorrelationID(ctx, e.correlationID)
+	ctx = platform.WithCausationID(ctx, e.id)
+	ctx = handlers.WithIdempotencyKey(ctx, e.idempotencyKey(e.sent))
+	return e.commands.Dispatch(ctx, cmd)
+}
+
+// idempotencyKey names the nth command of this step's run.
+func (e *stepEnv) idempotencyKey(n int) string {
+	phase := "do"
+	if e.compensating {
+		phase = "undo"
+	}
+	return "saga." + e.id + "." + e.step + "." + phase + "." + strconv.Itoa(n)
+}

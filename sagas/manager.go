@@ -1,0 +1,266 @@
+package sagas
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/lexigram/events/handlers"
+	"github.com/lexigram/events/platform"
+)
+
+// Options configure a Manager. The zero value works with a store given to
+// NewManager: the work stream LEXIGRAM_SAGAS on lexigram.sagas.>, one
+// replica, file storage, five tries of each action and compensation.
+type Options struct {
+	Stream        string // the work stream; default "LEXIGRAM_SAGAS"
+	SubjectPrefix string // its subjects' first tokens; default "lexigram.sagas"
+	Replicas      int    // default 1
+	Storage       jetstream.StorageType
+	// Commands is the bus Context.Send dispatches on. Put the
+	// handlers.Idempotency middleware on it so that a step run again
+	// after a crash does not apply its commands twice.
+	Commands *handlers.CommandBus
+	// Services is handed to every step as Context.Services.
+	Services any
+	// Retry bounds and spaces the runs of an action or compensation that
+	// failed with a retryable error.
+	Retry Retry
+	// AckWait is how long an instance whose process died waits before
+	// another process resumes it. Default 30s. A step that runs longer
+	// than this can be started a second time by another process: keep
+	// steps shorter, or raise it.
+	AckWait time.Duration
+	// Concurrency is how many instances this process advances at once.
+	// Default 16.
+	Concurrency int
+	Logger      *slog.Logger // default slog.Default()
+}
+
+// Retry is the retry policy of steps. The zero value is 5 runs, the
+// first retry after 1s, each wait twice the one before, at most 100s.
+type Retry struct {
+	Attempts   int
+	Initial    time.Duration
+	Multiplier float64
+	Max        time.Duration
+}
+
+func (r Retry) withDefaults() Retry {
+	if r.Attempts <= 0 {
+		r.Attempts = 5
+	}
+	if r.Initial <= 0 {
+		r.Initial = time.Second
+	}
+	if r.Multiplier < 1 {
+		r.Multiplier = 2
+	}
+	if r.Max <= 0 {
+		r.Max = 100 * r.Initial
+	}
+	return r
+}
+
+// delay is the wait before the run after the attempt-th.
+func (r Retry) delay(attempt int) time.Duration {
+	d := float64(r.Initial)
+	for range attempt - 1 {
+		d *= r.Multiplier
+		if d >= float64(r.Max) {
+			return r.Max
+		}
+	}
+	return time.Duration(d)
+}
+
+// Manager runs saga instances: it starts them, advances them step by step
+// and compensates them, in this process and alongside managers in others.
+// Instances move on messages of a work stream of its own (never the event
+// store's): each instance has one subject, a durable consumer shared by
+// every manager delivers its messages, and an instance is acknowledged
+// only when it rests (finished, waiting for a retry, or stuck), so a
+// process that dies leaves it to another after AckWait.
+type Manager struct {
+	js    jetstream.JetStream
+	store Store
+	opts  Options
+	log   *slog.Logger
+	id    string // this manager's name as an instance's lease owner
+
+	mu    sync.RWMutex
+	kinds map[string]*kind
+
+	stream jetstream.Stream
+}
+
+// NewManager opens the work stream (creating it if needed) for a manager
+// keeping its instances in store.
+func NewManager(ctx context.Context, js jetstream.JetStream, store Store, opts Options) (*Manager, error) {
+	if store == nil {
+		return nil, platform.Errorf(platform.CodeInvalidArgument, "sagas.NewManager: the store is nil: pass NewKVStore's, NewMemoryStore's or pgstore.New's")
+	}
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	m := &Manager{js: js, store: store, opts: opts, log: opts.Logger, id: platform.NewEventID(), kinds: map[string]*kind{}}
+	var err error
+	if m.stream, err = ensureWorkStream(ctx, js, opts); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Stream == "" {
+		o.Stream = "LEXIGRAM_SAGAS"
+	}
+	if o.SubjectPrefix == "" {
+		o.SubjectPrefix = "lexigram.sagas"
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 16
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Retry = o.Retry.withDefaults()
+	return o
+}
+
+func (o Options) validate() error {
+	if o.AckWait < time.Second {
+		return platform.Errorf(platform.CodeInvalidArgument, "sagas.Options.AckWait is %v: at least 1s, or 0 for 30s", o.AckWait)
+	}
+	return nil
+}
+
+// Register adds a saga type. Register all of them before Run.
+func (m *Manager) Register(t SagaType) error {
+	k, err := t.kind()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, dup := m.kinds[k.name]; dup {
+		return platform.Errorf(platform.CodeDuplicateHandler, "saga type %q is registered already", k.name)
+	}
+	m.kinds[k.name] = k
+	return nil
+}
+
+func (m *Manager) kindOf(name string) *kind {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.kinds[name]
+}
+
+// Start starts an instance of the saga type for the association key with
+// data (of the type's data type), correlated with ctx's correlation ID
+// and caused by its causation ID. Starting again for a key that has an
+// instance returns that instance and starts nothing. The instance runs
+// in whichever process runs a Manager.
+func (m *Manager) Start(ctx context.Context, sagaType, key string, data any) (Instance, error) {
+	k := m.kindOf(sagaType)
+	if k == nil {
+		return Instance{}, platform.Errorf(platform.CodeInvalidArgument, "start saga %q: no such saga type is registered: call Register first", sagaType)
+	}
+	if key == "" {
+		return Instance{}, platform.Errorf(platform.CodeInvalidArgument, "start saga %q: the association key is empty", sagaType)
+	}
+	raw, err := k.encode(data)
+	if err != nil {
+		return Instance{}, err
+	}
+	now := time.Now().UTC()
+	in := Instance{
+		ID: platform.NewEventID(), Type: sagaType, Key: key, State: Started, Data: raw,
+		CorrelationID: platform.CorrelationID(ctx), CausationID: platform.CausationID(ctx),
+		Created: now, Updated: now,
+	}
+	if in.CorrelationID == "" {
+		in.CorrelationID = in.ID
+	}
+	stored, created, err := m.store.Create(ctx, in)
+	if err != nil {
+		return Instance{}, err
+	}
+	if !created && stored.State != Started {
+		return stored, nil
+	}
+	// Also for an instance created but not yet moved: its first process
+	// may have died between the two writes.
+	if err := m.kick(ctx, stored, "start"); err != nil {
+		return Instance{}, err
+	}
+	return stored, nil
+}
+
+// Get returns an instance by its ID.
+func (m *Manager) Get(ctx context.Context, id string) (Instance, error) { return m.store.Load(ctx, id) }
+
+// Find returns the instance of a saga type with the association key.
+func (m *Manager) Find(ctx context.Context, sagaType, key string) (Instance, error) {
+	return m.store.FindByKey(ctx, sagaType, key)
+}
+
+// Run advances instances until ctx ends, then waits for the steps under
+// way to finish. As it starts it moves on every instance of a registered
+// type that is not resting, which resumes those a stopped cluster left.
+func (m *Manager) Run(ctx context.Context) error {
+	w, err := m.consume(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
+		return err
+	}
+	if err := m.resumeAll(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		m.log.WarnContext(ctx, "sagas: could not move on every unfinished instance at start; each moves on its next message", "error", err)
+	}
+	<-ctx.Done()
+	w.stop()
+	return nil
+}
+
+// resumeAll sends every unfinished instance of a registered type its next
+// message.
+func (m *Manager) resumeAll(ctx context.Context) error {
+	m.mu.RLock()
+	names := make([]string, 0, len(m.kinds))
+	for n := range m.kinds {
+		names = append(names, n)
+	}
+	m.mu.RUnlock()
+	for _, name := range names {
+		q := Query{Type: name, States: []State{Started, Running, Failed, TimedOut, Compensating}, Limit: 500}
+		for {
+			page, err := m.store.List(ctx, q)
+			if err != nil {
+				return err
+			}
+			for _, in := range page {
+				if err := m.kick(ctx, in, "resume"); err != nil {
+					return err
+				}
+			}
+			if len(page) < q.Limit {
+				break
+			}
+			q.After = page[len(page)-1].ID
+		}
+	}
+	return nil
+}
