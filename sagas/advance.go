@@ -64,6 +64,10 @@ type stepper struct {
 	m  *Manager
 	k  *kind
 	in Instance
+	// counted is set when the save of the last step's result also
+	// counted the next run, which then starts without a save of its own:
+	// one compare-and-set per step instead of two.
+	counted bool
 }
 
 // save writes the instance over the revision it was read at, renewing
@@ -95,7 +99,8 @@ func (s *stepper) run(ctx context.Context) rest {
 	for {
 		switch in.State {
 		case NotStarted, Started:
-			in.State = Running
+			in.State = Running // saved with the first step's run
+			continue
 		case Running:
 			if in.Step >= len(s.k.steps) {
 				in.State = Completed
@@ -139,10 +144,13 @@ func (s *stepper) run(ctx context.Context) rest {
 func (s *stepper) try(ctx context.Context, compensating bool) (r rest, done bool) {
 	in := &s.in
 	st := s.k.steps[in.Step]
-	in.Attempt++
-	if ok, r := s.save(ctx, false); !ok {
-		return r, true
+	if !s.counted {
+		in.Attempt++
+		if ok, r := s.save(ctx, false); !ok {
+			return r, true
+		}
 	}
+	s.counted = false
 	fn := st.action
 	if compensating {
 		fn = st.compensate
@@ -164,6 +172,12 @@ func (s *stepper) try(ctx context.Context, compensating bool) (r rest, done bool
 			in.Step-- // Error keeps why the saga compensates
 		} else {
 			in.Step, in.Error = in.Step+1, ""
+			if in.Step == len(s.k.steps) {
+				in.State = Completed // saved with this result
+			}
+		}
+		if next := s.nextRun(compensating); next {
+			in.Attempt, s.counted = 1, true
 		}
 	case errors.As(err, &corrupt):
 		in.State, in.Error = Parked, fmt.Sprintf("saga %s (%s): %v: fix the data and retry the instance", in.ID, in.Type, err)
@@ -195,6 +209,15 @@ func (s *stepper) try(ctx context.Context, compensating bool) (r rest, done bool
 		return rest{}, true
 	}
 	return rest{}, false
+}
+
+// nextRun reports whether, after a step's success, another action (or
+// compensation) runs next, so that the save of this result counts it.
+func (s *stepper) nextRun(compensating bool) bool {
+	if !compensating {
+		return s.in.State == Running && s.in.Step < len(s.k.steps)
+	}
+	return s.in.Step >= 0 && s.k.steps[s.in.Step].compensate != nil
 }
 
 // call runs a step function, turning a panic into a retryable failure.

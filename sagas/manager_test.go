@@ -420,3 +420,38 @@ func TestSagaCorruptDataParksOneInstance(t *testing.T) {
 		t.Fatalf("parked with %q: want the instance named and the decoding error", parked.Error)
 	}
 }
+
+// countingStore counts the saves of the store it wraps.
+type countingStore struct {
+	sagas.Store
+	mu    sync.Mutex
+	saves int
+}
+
+func (c *countingStore) Save(ctx context.Context, in sagas.Instance) (uint64, error) {
+	c.mu.Lock()
+	c.saves++
+	c.mu.Unlock()
+	return c.Store.Save(ctx, in)
+}
+
+// TestSagaSavesOncePerStep: the save of a step's result also counts the
+// next step's run, so a saga of n steps costs n+1 compare-and-sets: the
+// first step's run, then one per result.
+func TestSagaSavesOncePerStep(t *testing.T) {
+	s := embeddedtest.Server(t)
+	js, _ := jetstream.New(embeddedtest.Conn(t, s))
+	l := &ledger{fail: map[string]int{}}
+	store := &countingStore{Store: sagas.NewMemoryStore()}
+	m := runManager(t, js, store, sagas.Options{Commands: bus(t, l), Logger: embeddedtest.Logger(t)}, fulfillment())
+	in, err := m.Start(context.Background(), "fulfillment", "o-9", order{Order: "o-9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, m, in.ID, sagas.Completed)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.saves != 4 {
+		t.Fatalf("%d saves for three steps, want 4", store.saves)
+	}
+}
