@@ -335,27 +335,17 @@ func (s *KVStore) List(ctx context.Context, q Query) ([]Instance, error) {
 	if found {
 		start++
 	}
-	var out []Instance
-	for _, id := range ids[start:] {
+	return page(q, ids[start:], func(id string) (Instance, bool, error) {
 		in, err := s.get(ctx, id)
 		var corrupt *CorruptError
 		switch {
 		case errors.As(err, &corrupt):
-			in = corrupt.Parked()
+			return corrupt.Parked(), true, nil
 		case errors.Is(err, platform.ErrSagaNotFound):
-			continue // deleted since the keys were read
-		case err != nil:
-			return nil, err
+			return Instance{}, false, nil
 		}
-		if !listMatches(q, in) {
-			continue
-		}
-		out = append(out, in)
-		if len(out) == q.Limit {
-			break
-		}
-	}
-	return out, nil
+		return in, err == nil, err
+	})
 }
 
 // instanceIDs returns the IDs of the records in the bucket, sorted.

@@ -137,21 +137,10 @@ func (s *MemoryStore) List(_ context.Context, q Query) ([]Instance, error) {
 		}
 	}
 	slices.Sort(ids)
-	var out []Instance
-	for _, id := range ids {
+	return page(q, ids, func(id string) (Instance, bool, error) {
 		in, err := s.record(id)
-		if err != nil {
-			return nil, err
-		}
-		if !listMatches(q, in) {
-			continue
-		}
-		out = append(out, in)
-		if len(out) == q.Limit {
-			break
-		}
-	}
-	return out, nil
+		return in, err == nil, err
+	})
 }
 
 // record decodes the record of id; s.mu is held.

@@ -105,3 +105,24 @@ func listMatches(q Query, in Instance) bool {
 	}
 	return len(q.States) == 0 || slices.Contains(q.States, in.State)
 }
+
+// page reads the instances of ids, sorted and all after q.After, in that
+// order, until q.Limit of them match q. read's false skips an ID (its
+// record went since the IDs were listed).
+func page(q Query, ids []string, read func(id string) (Instance, bool, error)) ([]Instance, error) {
+	var out []Instance
+	for _, id := range ids {
+		in, ok, err := read(id)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || !listMatches(q, in) {
+			continue
+		}
+		out = append(out, in)
+		if len(out) == q.Limit {
+			break
+		}
+	}
+	return out, nil
+}
