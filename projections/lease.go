@@ -76,6 +76,15 @@ type KVLeases struct {
 	kv   jetstream.KeyValue
 	nc   *nats.Conn
 	opts KVLeaseOptions
+
+	// beforeFollow, set by tests only, runs as Follow starts: it lets a
+	// test make a subscription take effect late, as CPU load can.
+	beforeFollow func()
+
+	mu sync.Mutex
+	// announced is the highest position announced per projection: what
+	// the lease holder answers a process that starts following it.
+	announced map[string]uint64
 }
 
 // NewKVLeases creates the lease bucket, or updates its settings.
@@ -115,7 +124,7 @@ func NewKVLeases(ctx context.Context, js jetstream.JetStream, opts KVLeaseOption
 	if err != nil {
 		return nil, platform.Errorf(platform.CodeStoreUnavailable, "projections: open lease bucket %q: %w", opts.Bucket, err)
 	}
-	return &KVLeases{kv: kv, nc: js.Conn(), opts: opts}, nil
+	return &KVLeases{kv: kv, nc: js.Conn(), opts: opts, announced: map[string]uint64{}}, nil
 }
 
 // ProgressRelay is implemented by Leases that carry the active process's
@@ -125,26 +134,60 @@ type ProgressRelay interface {
 	// Announce tells the others that projection name has applied position.
 	Announce(name string, position uint64)
 	// Follow calls f with each position announced for name until ctx
-	// ends.
+	// ends, starting with the one the active process has reached, so
+	// that a process that starts following after the last announcement
+	// (the store is idle) still learns it.
 	Follow(ctx context.Context, name string, f func(position uint64)) error
 }
 
 var _ ProgressRelay = (*KVLeases)(nil)
 
 // progressSubject carries a projection's applied positions: core NATS,
-// at most once; a lost one is made good by the next batch's.
+// at most once; a lost one is made good by the next batch's, or on an
+// idle store by the followers' next question on positionSubject.
 func (l *KVLeases) progressSubject(name string) string {
 	return "lexigram.projections." + l.opts.Bucket + "." + name + ".applied"
+}
+
+// positionSubject is where the lease holder answers the question "where
+// are you?" of the processes that follow its progress.
+func (l *KVLeases) positionSubject(name string) string {
+	return "lexigram.projections." + l.opts.Bucket + "." + name + ".position"
 }
 
 // Announce publishes the position on core NATS; it never blocks on the
 // network and a failure only delays the standby processes' WaitFor.
 func (l *KVLeases) Announce(name string, position uint64) {
+	// Recorded before it is published, so that an answer given after the
+	// server has seen this announcement counts it.
+	l.mu.Lock()
+	l.announced[name] = max(l.announced[name], position)
+	l.mu.Unlock()
 	_ = l.nc.Publish(l.progressSubject(name), strconv.AppendUint(nil, position, 10))
 }
 
-// Follow subscribes to the positions announced for name.
+func (l *KVLeases) lastAnnounced(name string) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.announced[name]
+}
+
+// Follow subscribes to the positions announced for name, and asks the
+// lease holder for the position it has reached.
+//
+// An announcement the server handles before this subscription never
+// arrives, and when it was the last one (the active process caught up
+// and the store is idle) no later one makes it good: a standby started a
+// moment too late, or whose subscription reached the server late under
+// load, would wait forever. The question travels after the subscription
+// on the same connection, so by the time the holder answers, the server
+// delivers every later announcement here, and the answer counts every
+// earlier one. Asking again every TTL makes good announcements lost on
+// the way (core NATS is at most once).
 func (l *KVLeases) Follow(ctx context.Context, name string, f func(position uint64)) error {
+	if l.beforeFollow != nil {
+		l.beforeFollow()
+	}
 	sub, err := l.nc.Subscribe(l.progressSubject(name), func(m *nats.Msg) {
 		if pos, err := strconv.ParseUint(string(m.Data), 10, 64); err == nil {
 			f(pos)
@@ -153,8 +196,54 @@ func (l *KVLeases) Follow(ctx context.Context, name string, f func(position uint
 	if err != nil {
 		return platform.Errorf(platform.CodeStoreUnavailable, "projections: follow the progress of %q: %w", name, err)
 	}
-	context.AfterFunc(ctx, func() { _ = sub.Unsubscribe() })
+	// Asked in the background: a holder slow to answer must not hold up
+	// this process's own attempt at the lease.
+	go func() {
+		defer func() { _ = sub.Unsubscribe() }()
+		t := time.NewTicker(l.opts.TTL)
+		defer t.Stop()
+		for {
+			l.askPosition(ctx, name, f)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	return nil
+}
+
+// askPosition asks the lease holder of name for the position it has
+// announced, and hands it to f.
+func (l *KVLeases) askPosition(ctx context.Context, name string, f func(position uint64)) {
+	rctx, cancel := context.WithTimeout(ctx, l.opts.TTL)
+	defer cancel()
+	m, err := l.nc.RequestWithContext(rctx, l.positionSubject(name), nil)
+	switch {
+	case err == nil:
+		if pos, err := strconv.ParseUint(string(m.Data), 10, 64); err == nil {
+			f(pos)
+		}
+	case ctx.Err() != nil, errors.Is(err, nats.ErrNoResponders):
+		// Stopped following, or no process holds the lease: the next
+		// holder announces the position it starts from.
+	default:
+		l.opts.Logger.Debug("projection progress: the lease holder did not tell its position; asking again later", "projection", name, "err", err)
+	}
+}
+
+// answerPosition answers, while this process holds the lease on name,
+// the followers' questions with the highest position it announced.
+func (l *KVLeases) answerPosition(name string) *nats.Subscription {
+	sub, err := l.nc.Subscribe(l.positionSubject(name), func(m *nats.Msg) {
+		_ = m.Respond(strconv.AppendUint(nil, l.lastAnnounced(name), 10))
+	})
+	if err != nil {
+		l.opts.Logger.Warn("projection lease: cannot answer the standby processes' questions; they see this process's progress from its next announcement", "projection", name, "err", err)
+		return nil
+	}
+	return sub
 }
 
 // Instance is this process's name in the leases it holds.
@@ -188,7 +277,7 @@ func (l *KVLeases) Acquire(ctx context.Context, name string) (Lease, error) {
 	for {
 		rev, err := l.kv.Create(ctx, key, []byte(l.opts.Instance))
 		if err == nil {
-			return l.hold(ctx, key, rev), nil
+			return l.hold(ctx, name, key, rev), nil
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -219,9 +308,12 @@ func (l *KVLeases) Acquire(ctx context.Context, name string) (Lease, error) {
 // hold renews the lease until Release or until ctx ends; a process whose
 // work ends without a Release (a crash of its run) stops renewing, and the
 // key expires after the TTL.
-func (l *KVLeases) hold(ctx context.Context, key string, rev uint64) *kvLease {
+func (l *KVLeases) hold(ctx context.Context, name, key string, rev uint64) *kvLease {
 	ctx, cancel := context.WithCancel(ctx)
 	h := &kvLease{l: l, key: key, rev: rev, lost: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	// Subscribed before the lease is handed out, so on this connection
+	// ahead of every announcement the holder makes.
+	h.answer = l.answerPosition(name)
 	go h.renew(ctx)
 	return h
 }
@@ -230,7 +322,8 @@ type kvLease struct {
 	l      *KVLeases
 	key    string
 	cancel context.CancelFunc
-	done   chan struct{} // closed when renew returns
+	done   chan struct{}      // closed when renew returns
+	answer *nats.Subscription // answerPosition's while the lease is held; nil if it failed
 
 	mu       sync.Mutex
 	rev      uint64
@@ -247,6 +340,13 @@ func (h *kvLease) markLost() { h.lostOnce.Do(func() { close(h.lost) }) }
 // key has expired on the server.
 func (h *kvLease) renew(ctx context.Context) {
 	defer close(h.done)
+	// Before done closes, so that a released lease has stopped answering
+	// by the time the next holder can take it.
+	defer func() {
+		if h.answer != nil {
+			_ = h.answer.Unsubscribe()
+		}
+	}()
 	ttl := h.l.opts.TTL
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()

@@ -2,9 +2,14 @@ package projections_test
 
 import (
 	"context"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/lexigram/events/embedded/embeddedtest"
 	"github.com/lexigram/events/projections"
 )
 
@@ -127,5 +132,65 @@ func TestOneActiveInstanceAndFailover(t *testing.T) {
 		if !all[p] {
 			t.Fatalf("position %d was applied by no instance", p)
 		}
+	}
+}
+
+// TestStandbyFollowingLateConverges is the schedule that once failed
+// TestOneActiveInstanceAndFailover under CPU load: both instances start
+// together, but the standby's subscription to the progress announcements
+// takes effect only after the active one has announced its last position
+// (the whole history in one batch) and the store stays idle. No later
+// announcement makes good the one it missed, so the standby must learn
+// the position some other way.
+func TestStandbyFollowingLateConverges(t *testing.T) {
+	ctx := testContext(t)
+	srv := server(t)
+	a, b := newNode(t, srv, true), newNode(t, srv, true)
+	first := appendOrders(t, a.store, "h", 5, 1) // 10 events: one batch, one announcement
+
+	// A third connection sees what the standby would have, had it
+	// subscribed in time.
+	announced := make(chan struct{})
+	var once sync.Once
+	sniff := embeddedtest.Conn(t, srv)
+	if _, err := sniff.Subscribe("lexigram.projections."+projections.DefaultLeaseBucket+".single.applied", func(m *nats.Msg) {
+		if string(m.Data) == strconv.FormatUint(first, 10) {
+			once.Do(func() { close(announced) })
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sniff.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// b follows (and so tries the lease) only once a has announced: a is
+	// the active one.
+	projections.SetBeforeFollow(b.leases, func() {
+		select {
+		case <-announced:
+		case <-t.Context().Done():
+		}
+	})
+	ia := startInstance(t, ctx, a)
+	stopAll(t, ia.m)
+	ib := startInstance(t, ctx, b)
+	stopAll(t, ib.m)
+	select {
+	case <-announced:
+	case <-ctx.Done():
+		t.Fatal("the active instance never announced its position")
+	}
+	if !ia.active(t) {
+		t.Fatal("setup: the instance that announced is not active")
+	}
+	// Well within the test's deadline, so that a failure says where the
+	// standby is stuck.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := ib.m.WaitFor(wctx, "single", first); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := ib.m.Status(ctx, "single"); st.State != projections.Running || st.Active || st.Position != first || ib.rec.len() != 0 {
+		t.Fatalf("standby status %+v after applying %d events, want RUNNING, inactive, at the active one's position %d, nothing applied", st, ib.rec.len(), first)
 	}
 }

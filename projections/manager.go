@@ -349,10 +349,3 @@ func (m *Manager) Rebuild(ctx context.Context, name string) (Generation, error) 
 		return 0, fmt.Errorf("rebuild projection %q: %w", name, ctx.Err())
 	}
 }
-
-type rebuildReq struct{ reply chan rebuildReply }
-
-type rebuildReply struct {
-	gen Generation
-	err error
-}
