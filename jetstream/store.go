@@ -167,13 +167,14 @@ func capabilities(ctx context.Context, js jetstream.JetStream) (Capabilities, er
 		return Capabilities{}, platform.Errorf(platform.CodeStoreUnavailable, "read JetStream account info: %w: is JetStream enabled on the server?", err)
 	}
 	c := Capabilities{ServerVersion: js.Conn().ConnectedServerVersion(), APILevel: info.API.Level}
-	c.BatchGet = versionAtLeast(c.ServerVersion, 2, 11)
-	c.AtomicBatch = versionAtLeast(c.ServerVersion, 2, 12)
+	c.BatchGet = ServerAtLeast(c.ServerVersion, 2, 11)
+	c.AtomicBatch = ServerAtLeast(c.ServerVersion, 2, 12)
 	return c, nil
 }
 
-// versionAtLeast compares a "major.minor.patch[-suffix]" server version.
-func versionAtLeast(v string, major, minor int) bool {
+// ServerAtLeast reports whether a nats-server version ("major.minor.patch[-suffix]",
+// as nats.Conn.ConnectedServerVersion gives it) is major.minor or newer.
+func ServerAtLeast(v string, major, minor int) bool {
 	parts := strings.SplitN(v, ".", 3)
 	if len(parts) < 2 {
 		return false

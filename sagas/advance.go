@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"time"
 
@@ -55,7 +56,7 @@ func (m *Manager) advance(ctx context.Context, id string) rest {
 	if in.Owner != "" && in.Owner != m.id && now.Before(in.LeaseUntil) {
 		return rest{retryIn: in.LeaseUntil.Sub(now) + conflictRetry}
 	}
-	s := &stepper{m: m, k: k, in: in}
+	s := &stepper{m: m, k: k, in: in, stored: in.Updated}
 	return s.run(ctx)
 }
 
@@ -68,6 +69,13 @@ type stepper struct {
 	// counted the next run, which then starts without a save of its own:
 	// one compare-and-set per step instead of two.
 	counted bool
+	// stored is the Updated of the record as this stepper last read or
+	// saved it: a conflicting record with the same Updated changed only
+	// by events delivered to its inbox, which the stepper merges.
+	stored time.Time
+	// cancelTimer is set when a wait ended: its timer is cancelled after
+	// the save that ended it.
+	cancelTimer bool
 }
 
 // save writes the instance over the revision it was read at, renewing
@@ -81,16 +89,30 @@ func (s *stepper) save(ctx context.Context, resting bool) (ok bool, r rest) {
 	if resting || s.in.State.Finished() || s.in.State.Stuck() {
 		s.in.Owner, s.in.LeaseUntil = "", time.Time{}
 	}
-	rev, err := s.m.store.Save(ctx, s.in)
-	switch {
-	case err == nil:
-		s.in.Revision = rev
-		return true, rest{}
-	case errors.Is(err, platform.ErrSagaConflict):
-		return false, rest{retryIn: conflictRetry}
-	default:
-		s.m.log.WarnContext(ctx, "sagas: save an instance; retrying", "id", s.in.ID, "error", err)
-		return false, rest{retryIn: time.Second}
+	for {
+		rev, err := s.m.store.Save(ctx, s.in)
+		switch {
+		case err == nil:
+			s.in.Revision, s.stored = rev, s.in.Updated
+			if s.cancelTimer && s.m.timers != nil && !s.m.keepTimers {
+				s.cancelTimer = false
+				if err := s.m.timers.cancel(ctx, &s.in); err != nil {
+					s.m.log.DebugContext(ctx, "sagas: cancel a timer; its fire will be found stale", "id", s.in.ID, "error", err)
+				}
+			}
+			if s.in.State.Finished() || s.in.State.Stuck() {
+				s.m.opts.Metrics.finished(&s.in)
+			}
+			return true, rest{}
+		case errors.Is(err, platform.ErrSagaConflict):
+			if stored, lerr := s.m.store.Load(ctx, s.in.ID); lerr == nil && mergeInbox(&s.in, stored, s.stored) {
+				continue // only events were delivered: take them and save again
+			}
+			return false, rest{retryIn: conflictRetry}
+		default:
+			s.m.log.WarnContext(ctx, "sagas: save an instance; retrying", "id", s.in.ID, "error", err)
+			return false, rest{retryIn: time.Second}
+		}
 	}
 }
 
@@ -106,13 +128,25 @@ func (s *stepper) run(ctx context.Context) rest {
 				in.State = Completed
 				break
 			}
-			if r, done := s.try(ctx, false); done {
+			if s.k.steps[in.Step].wait != nil {
+				if r, done := s.wait(ctx); done {
+					return r
+				}
+				continue
+			}
+			if s.overdue() {
+				s.timeOut()
+				break
+			}
+			if r, done := s.try(ctx, false, -1); done {
 				return r
 			}
 			continue
 		case Failed, TimedOut:
-			// The step at in.Step did not complete: undo the ones before.
+			// The step at in.Step did not complete: undo the ones
+			// before, with no deadline.
 			in.State, in.Step, in.Attempt = Compensating, in.Step-1, 0
+			in.Due, in.Deadline = time.Time{}, time.Time{}
 		case Compensating:
 			if in.Step < 0 {
 				in.State = Compensated
@@ -122,7 +156,7 @@ func (s *stepper) run(ctx context.Context) rest {
 				in.Step--
 				continue
 			}
-			if r, done := s.try(ctx, true); done {
+			if r, done := s.try(ctx, true, -1); done {
 				return r
 			}
 			continue
@@ -138,12 +172,93 @@ func (s *stepper) run(ctx context.Context) rest {
 	}
 }
 
-// try runs the current step's action (or compensation) once, saving the
-// run before it and its outcome after. done is true when the instance
-// rests; false when it moved on to its next state.
-func (s *stepper) try(ctx context.Context, compensating bool) (r rest, done bool) {
+// wait handles a wait step: it takes the first event in the inbox that
+// the wait is for, or times the saga out when the deadline has passed, or
+// rests until one of them comes (with a durable timer for the deadline).
+func (s *stepper) wait(ctx context.Context) (r rest, done bool) {
 	in := &s.in
 	st := s.k.steps[in.Step]
+	for {
+		if i := s.inboxIndex(st.wait.kind); i >= 0 {
+			return s.try(ctx, false, i)
+		}
+		if s.overdue() {
+			s.timeOut()
+			if ok, r := s.save(ctx, false); !ok {
+				return r, true
+			}
+			return rest{}, false
+		}
+		if st.within > 0 && in.Due.IsZero() {
+			in.Due = time.Now().Add(st.within).UTC()
+		}
+		in.Attempt = 0
+		if ok, r := s.save(ctx, true); !ok {
+			return r, true
+		}
+		if s.inboxIndex(st.wait.kind) >= 0 {
+			continue // an event came while saving
+		}
+		if due := in.due(); !due.IsZero() && s.m.timers != nil {
+			if err := s.m.timers.schedule(ctx, in, due); err != nil {
+				s.m.log.WarnContext(ctx, "sagas: set a timer; retrying", "id", in.ID, "error", err)
+				return rest{retryIn: time.Second}, true
+			}
+		}
+		return rest{}, true
+	}
+}
+
+// inboxIndex is the place in the inbox of the first event of kind.
+func (s *stepper) inboxIndex(kind string) int {
+	for i, r := range s.in.Inbox {
+		if r.Kind == kind {
+			return i
+		}
+	}
+	return -1
+}
+
+// overdue reports whether the instance's deadline has passed.
+func (s *stepper) overdue() bool {
+	due := s.in.due()
+	return !due.IsZero() && !time.Now().Before(due)
+}
+
+// timeOut moves the instance, past its deadline, to TimedOut.
+func (s *stepper) timeOut() {
+	in := &s.in
+	st := s.k.steps[in.Step]
+	what := "step " + st.name
+	if in.Due.IsZero() || !in.Deadline.IsZero() && in.Deadline.Before(in.Due) {
+		what = "the saga, at step " + st.name + ","
+	}
+	in.Error = fmt.Sprintf("%s: %s timed out: its deadline was %s", platform.CodeSagaExecution, what, in.due().Format(time.RFC3339Nano))
+	in.History = append(in.History, StepRecord{Step: st.name, Attempt: in.Attempt, Started: time.Now().UTC(), Outcome: "timed out", Error: in.Error})
+	in.State, in.Attempt = TimedOut, 0
+	if st.wait != nil {
+		s.leaveWait()
+	}
+	s.m.opts.Metrics.instance(in.Type, "timed_out")
+}
+
+// leaveWait ends the current wait: its timer, if it fires, is stale.
+func (s *stepper) leaveWait() {
+	s.in.Generation++
+	s.in.Due = time.Time{}
+	s.cancelTimer = true
+}
+
+// try runs the current step's action (or compensation, or, for a wait,
+// its handling of the inbox's event at index event) once, saving the run
+// before it and its outcome after. done is true when the instance rests;
+// false when it moved on to its next state.
+func (s *stepper) try(ctx context.Context, compensating bool, event int) (r rest, done bool) {
+	in := &s.in
+	st := s.k.steps[in.Step]
+	if !compensating && st.wait == nil && st.within > 0 && in.Due.IsZero() {
+		in.Due = time.Now().Add(st.within).UTC()
+	}
 	if !s.counted {
 		in.Attempt++
 		if ok, r := s.save(ctx, false); !ok {
@@ -160,9 +275,24 @@ func (s *stepper) try(ctx context.Context, compensating bool) (r rest, done bool
 		attempt: in.Attempt, correlationID: in.CorrelationID,
 		services: s.m.opts.Services, commands: s.m.opts.Commands,
 	}
+	var received Received
+	if event >= 0 {
+		received = in.Inbox[event]
+		env.event = received.Event
+	}
+	stepCtx, cancel := ctx, context.CancelFunc(func() {})
+	if due := in.due(); !compensating && st.wait == nil && !due.IsZero() {
+		stepCtx, cancel = context.WithDeadline(ctx, due)
+	}
+	stepCtx, span := s.m.startSpan(stepCtx, in, st.name, compensating)
 	began := time.Now()
-	data, err := call(ctx, fn, env, in.Data)
-	rec := StepRecord{Step: st.name, Compensation: compensating, Attempt: in.Attempt, Started: began.UTC(), Took: time.Since(began), Outcome: "ok"}
+	data, err := call(stepCtx, fn, env, in.Data)
+	cancel()
+	rec := StepRecord{Step: st.name, Compensation: compensating, Attempt: in.Attempt, Started: began.UTC(), Took: time.Since(began), Outcome: "ok", Event: received.Position}
+	defer func() {
+		endSpan(span, rec)
+		s.m.opts.Metrics.step(in.Type, st.name, rec.Outcome, rec.Took)
+	}()
 
 	var corrupt *corruptData
 	switch {
@@ -171,7 +301,11 @@ func (s *stepper) try(ctx context.Context, compensating bool) (r rest, done bool
 		if compensating {
 			in.Step-- // Error keeps why the saga compensates
 		} else {
-			in.Step, in.Error = in.Step+1, ""
+			if event >= 0 {
+				in.Inbox = slices.Delete(in.Inbox, event, event+1)
+				s.leaveWait()
+			}
+			in.Step, in.Error, in.Due = in.Step+1, "", time.Time{}
 			if in.Step == len(s.k.steps) {
 				in.State = Completed // saved with this result
 			}
@@ -182,6 +316,9 @@ func (s *stepper) try(ctx context.Context, compensating bool) (r rest, done bool
 	case errors.As(err, &corrupt):
 		in.State, in.Error = Parked, fmt.Sprintf("saga %s (%s): %v: fix the data and retry the instance", in.ID, in.Type, err)
 		rec.Outcome, rec.Error = "failed", err.Error()
+	case !compensating && errors.Is(err, context.DeadlineExceeded) && s.overdue():
+		rec.Outcome, rec.Error = "timed out", err.Error()
+		s.timeOut()
 	case isFinal(err) || in.Attempt >= s.m.opts.Retry.Attempts:
 		rec.Outcome, rec.Error = "failed", err.Error()
 		in.Error = describe(in, st.name, compensating, err)
@@ -189,6 +326,10 @@ func (s *stepper) try(ctx context.Context, compensating bool) (r rest, done bool
 		case compensating:
 			in.State = CompensationFailed
 		default:
+			if event >= 0 {
+				in.Inbox = slices.Delete(in.Inbox, event, event+1)
+				s.leaveWait()
+			}
 			in.State, in.Attempt = Failed, 0
 		}
 	default:
@@ -198,9 +339,16 @@ func (s *stepper) try(ctx context.Context, compensating bool) (r rest, done bool
 		if ok, r := s.save(ctx, true); !ok {
 			return r, true
 		}
-		return rest{retryIn: s.m.opts.Retry.delay(in.Attempt)}, true
+		delay := s.m.opts.Retry.delay(in.Attempt)
+		if due := in.due(); !compensating && st.wait == nil && !due.IsZero() {
+			// The retry's delivery finds the deadline passed.
+			delay = min(delay, time.Until(due)+conflictRetry)
+		}
+		return rest{retryIn: max(delay, conflictRetry)}, true
 	}
-	in.History = append(in.History, rec)
+	if rec.Outcome != "timed out" {
+		in.History = append(in.History, rec)
+	}
 	if ok, r := s.save(ctx, false); !ok {
 		return r, true
 	}
@@ -215,7 +363,8 @@ func (s *stepper) try(ctx context.Context, compensating bool) (r rest, done bool
 // compensation) runs next, so that the save of this result counts it.
 func (s *stepper) nextRun(compensating bool) bool {
 	if !compensating {
-		return s.in.State == Running && s.in.Step < len(s.k.steps)
+		// A wait's run is counted only when its event is there.
+		return s.in.State == Running && s.in.Step < len(s.k.steps) && s.k.steps[s.in.Step].wait == nil
 	}
 	return s.in.Step >= 0 && s.k.steps[s.in.Step].compensate != nil
 }

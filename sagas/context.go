@@ -2,6 +2,7 @@ package sagas
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 
 	"github.com/lexigram/events/handlers"
@@ -25,6 +26,7 @@ type stepEnv struct {
 	services                any
 	commands                *handlers.CommandBus
 	sent                    int
+	event                   json.RawMessage // the event a wait takes
 }
 
 // ID is the saga instance's ID.

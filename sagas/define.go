@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/lexigram/events/platform"
 )
@@ -22,9 +23,12 @@ import (
 // in Context.Data is saved), Fail(err) when it failed for good, and any
 // other error when a retry may succeed.
 type Definition[D any] struct {
-	name  string
-	steps []step[D]
-	errs  []error
+	name     string
+	steps    []step[D]
+	starts   []starter
+	deadline time.Duration
+	notFound NotFoundPolicy
+	errs     []error
 }
 
 // StepFunc is a step's action or compensation.
@@ -34,6 +38,8 @@ type step[D any] struct {
 	name       string
 	action     StepFunc[D]
 	compensate StepFunc[D]
+	wait       *waitSpec // set: the step waits for an event instead of acting
+	within     time.Duration
 }
 
 // StepOption configures a step.
@@ -43,6 +49,16 @@ type StepOption[D any] func(*step[D])
 // for good or the saga times out.
 func Compensation[D any](fn StepFunc[D]) StepOption[D] {
 	return func(s *step[D]) { s.compensate = fn }
+}
+
+// Within bounds the step: an action that has not succeeded within d of
+// its first run (its retries included), or a wait whose event has not come
+// within d, times the saga out: it goes TimedOut and compensates the steps
+// before. An action's context carries the deadline. Waits keep it on a
+// durable timer (a JetStream message schedule), so it falls due even while
+// no process runs.
+func Within[D any](d time.Duration) StepOption[D] {
+	return func(s *step[D]) { s.within = d }
 }
 
 // Define starts the definition of a saga type named name (letters,
@@ -57,16 +73,62 @@ func Define[D any](name string) *Definition[D] {
 
 // Step adds a step after those already defined.
 func (d *Definition[D]) Step(name string, action StepFunc[D], opts ...StepOption[D]) *Definition[D] {
-	s := step[D]{name: name, action: action}
+	if action == nil {
+		d.errs = append(d.errs, fmt.Errorf("step %q has a nil action", name))
+	}
+	return d.add(step[D]{name: name, action: action}, opts)
+}
+
+// Wait adds a step that waits for an event correlated with the instance
+// (see On), then moves on. With Within, the wait has a deadline.
+func (d *Definition[D]) Wait(name string, on Event[D], opts ...StepOption[D]) *Definition[D] {
+	if on.spec == nil {
+		d.errs = append(d.errs, fmt.Errorf("wait %q has no event: pass sagas.On(...)", name))
+	}
+	return d.add(step[D]{name: name, wait: on.spec}, opts)
+}
+
+// StartOn starts an instance for each event the trigger accepts (see
+// When). Starting is idempotent per association key, so an event
+// delivered twice starts one instance.
+func (d *Definition[D]) StartOn(t Trigger[D]) *Definition[D] {
+	if t.start == nil {
+		d.errs = append(d.errs, errors.New("StartOn needs a trigger: pass sagas.When(...)"))
+		return d
+	}
+	d.starts = append(d.starts, *t.start)
+	return d
+}
+
+// Deadline bounds the whole saga: an instance not completed within total
+// of its start times out (TimedOut) and compensates what it did.
+func (d *Definition[D]) Deadline(total time.Duration) *Definition[D] {
+	if total <= 0 {
+		d.errs = append(d.errs, fmt.Errorf("the saga's deadline is %v: use a positive duration", total))
+	}
+	d.deadline = total
+	return d
+}
+
+// IfNotFound sets what happens to an event that should continue an
+// instance of this type that does not exist or has finished. The default
+// is IgnoreNotFound.
+func (d *Definition[D]) IfNotFound(p NotFoundPolicy) *Definition[D] {
+	d.notFound = p
+	return d
+}
+
+func (d *Definition[D]) add(s step[D], opts []StepOption[D]) *Definition[D] {
 	for _, o := range opts {
 		o(&s)
 	}
-	switch {
-	case tokenProblem(name, maxStoredTypeLen) != "":
-		d.errs = append(d.errs, fmt.Errorf("step %d's name %q is not a token: use letters, digits, '-' and '_'", len(d.steps)+1, name))
-	case action == nil:
-		d.errs = append(d.errs, fmt.Errorf("step %q has a nil action", name))
+	if tokenProblem(s.name, maxStoredTypeLen) != "" {
+		d.errs = append(d.errs, fmt.Errorf("step %d's name %q is not a token: use letters, digits, '-' and '_'", len(d.steps)+1, s.name))
 	}
+	if s.within < 0 {
+		d.errs = append(d.errs, fmt.Errorf("step %q: Within(%v): use a positive duration", s.name, s.within))
+	}
+	name := s.name
 	for _, o := range d.steps {
 		if o.name == name {
 			d.errs = append(d.errs, fmt.Errorf("two steps are named %q: give each its own name", name))
@@ -83,8 +145,11 @@ type SagaType interface {
 
 // kind is a Definition with its data type erased, as the manager runs it.
 type kind struct {
-	name  string
-	steps []kindStep
+	name     string
+	steps    []kindStep
+	starts   []starter
+	deadline time.Duration
+	notFound NotFoundPolicy
 	// check decodes data into the saga's type, to refuse bad data at
 	// Start rather than when a step runs.
 	check func(data json.RawMessage) error
@@ -94,8 +159,10 @@ type kind struct {
 
 type kindStep struct {
 	name       string
-	action     stepRun
+	action     stepRun // for a wait, what it does with the event
 	compensate stepRun // nil: the step has nothing to undo
+	wait       *waitSpec
+	within     time.Duration
 }
 
 // stepRun runs an action or compensation on the stored data and returns
@@ -111,7 +178,7 @@ func (d *Definition[D]) kind() (*kind, error) {
 		return nil, platform.Errorf(platform.CodeInvalidArgument, "saga type %q: %w", d.name, errors.Join(errs...))
 	}
 	k := &kind{
-		name: d.name,
+		name: d.name, starts: d.starts, deadline: d.deadline, notFound: d.notFound,
 		check: func(data json.RawMessage) error {
 			var v D
 			return json.Unmarshal(data, &v)
@@ -131,7 +198,11 @@ func (d *Definition[D]) kind() (*kind, error) {
 		},
 	}
 	for _, s := range d.steps {
-		k.steps = append(k.steps, kindStep{name: s.name, action: run(s.action), compensate: run(s.compensate)})
+		ks := kindStep{name: s.name, action: run(s.action), compensate: run(s.compensate), wait: s.wait, within: s.within}
+		if s.wait != nil {
+			ks.action = s.wait.apply
+		}
+		k.steps = append(k.steps, ks)
 	}
 	return k, nil
 }

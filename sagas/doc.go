@@ -39,9 +39,53 @@
 // gets the first run's result. Other effects of a step must bear being
 // done twice.
 //
-// # Not yet
+// # Events: starting and waiting
 //
-// Steps that wait for a correlated event, starting a saga by an event
-// type, durable timeouts on message schedules, the operator API and CLI,
-// metrics and tracing are still to come.
+// A type can start on events (StartOn with When: an event of a Go type
+// from aggregates of a type gives the association key and the data) and
+// wait for them (Wait with On: the step rests until an event whose key is
+// the instance's comes). Each such type has one durable handler of
+// handlers/durable, "saga-<type>", on the event store (Options.Events),
+// shared by every manager and read by one of them at a time (a pinned
+// priority group) in the store's order, so a saga's start is handled
+// before the events that continue it. A delivered event goes into the
+// instance's Inbox (compare-and-set, never twice: the event's position is
+// its identity) and wakes the instance; the wait takes the first event of
+// its type from the inbox, so an event that overtakes the step that asked
+// for it is not lost. An event for no instance, or a finished one,
+// follows the type's NotFoundPolicy (counted and ignored, or put in the
+// DLQ); one for an instance with no wait ahead for it is counted and
+// logged. A manager advancing an instance whose record gained an event
+// meanwhile merges it rather than running its step again.
+//
+// # Deadlines and timers
+//
+// Within bounds a step and Deadline the whole saga; past either, the
+// instance goes TimedOut and compensates. An action's deadline is checked
+// on each of its runs (its context carries it, its retries' delays are
+// cut to it). A wait's is a durable timer: a JetStream message schedule
+// (nats-server 2.12 or newer) in a stream of its own, LEXIGRAM_SAGA_TIMERS
+// (see timers.go for why not the event store's nor the work stream), one
+// per waiting instance, fired into the same stream and consumed by the
+// managers. A fire carries the instance's generation, which grows when a
+// wait ends: a fire whose wait has ended (a cancel lost the race) is
+// ignored and counted. A timer that falls due while no manager runs fires
+// when one starts. The server's schedule timer has a floor of about 250
+// ms and whole seconds of resolution, rounded up: a timeout comes 0 to
+// about 1.3 s late, never early.
+//
+// On an older server, NewManager logs that durable timeouts need 2.12
+// and Register refuses a type whose waits have deadlines
+// (platform.ErrUnsupported); everything else works. A fallback on delayed
+// redelivery was the other choice: it would time out only while a process
+// holds the instance's message, which a cluster restart or a redelivery
+// limit can lose, and an error at Register is easier to act on than a
+// timeout that silently does not come.
+//
+// # Observability
+//
+// Options.Metrics (NewMetrics, a Prometheus collector) counts instances
+// by outcome, events by outcome and stale timer fires per type, and times
+// steps; Options.TracerProvider gives a span per step run, linked to the
+// trace of what started the saga (Instance.Trace).
 package sagas

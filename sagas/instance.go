@@ -30,6 +30,17 @@ const (
 // Finished reports a state no run leaves: Completed or Compensated.
 func (s State) Finished() bool { return s == Completed || s == Compensated }
 
+// due is when the instance times out: the earlier of Due and Deadline.
+func (in *Instance) due() time.Time {
+	switch {
+	case in.Due.IsZero():
+		return in.Deadline
+	case in.Deadline.IsZero() || in.Due.Before(in.Deadline):
+		return in.Due
+	}
+	return in.Deadline
+}
+
 // Stuck reports a state that waits for an operator.
 func (s State) Stuck() bool { return s == CompensationFailed || s == Parked }
 
@@ -50,10 +61,20 @@ type Instance struct {
 	Data json.RawMessage `json:"data,omitempty"`
 	// Generation grows whenever the instance sets or clears a timer, so
 	// a timer that fires after it was cancelled is recognised as stale.
-	Generation    uint64 `json:"generation"`
-	CorrelationID string `json:"correlation_id,omitempty"`
-	CausationID   string `json:"causation_id,omitempty"`
-	Error         string `json:"error,omitempty"` // the last failure, for operators
+	Generation uint64 `json:"generation"`
+	// Due is when the current step times out (Within), Deadline when
+	// the whole saga does (Definition.Deadline); zero: never.
+	Due      time.Time `json:"due,omitzero"`
+	Deadline time.Time `json:"deadline,omitzero"`
+	// Inbox holds the events sent to the instance that a wait ahead of
+	// it will take, in the order they came.
+	Inbox         []Received `json:"inbox,omitempty"`
+	CorrelationID string     `json:"correlation_id,omitempty"`
+	CausationID   string     `json:"causation_id,omitempty"`
+	// Trace is the W3C trace context (traceparent) of what started the
+	// instance: every step's span links to it.
+	Trace string `json:"trace,omitempty"`
+	Error string `json:"error,omitempty"` // the last failure, for operators
 	// Owner is the manager advancing the instance, until LeaseUntil: no
 	// other process advances it before then, and after it (the owner
 	// died) another resumes it.
@@ -77,4 +98,6 @@ type StepRecord struct {
 	Took         time.Duration `json:"took"`
 	Outcome      string        `json:"outcome"` // "ok", "retry", "failed", "timed out"
 	Error        string        `json:"error,omitempty"`
+	// Event is the position of the event a wait took.
+	Event uint64 `json:"event,omitempty"`
 }

@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lexigram/events/handlers"
+	"github.com/lexigram/events/handlers/durable"
+	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
 )
 
@@ -38,7 +41,28 @@ type Options struct {
 	// Concurrency is how many instances this process advances at once.
 	// Default 16.
 	Concurrency int
-	Logger      *slog.Logger // default slog.Default()
+
+	// Events is the event store that saga types with StartOn or Wait
+	// read (*jetstream.EventStore). Each such type has a durable handler
+	// "saga-<type>" on it; ListenFrom is where it starts when first
+	// created (nil: durable.FromNow, so that a new saga type does not
+	// start an instance for every event already stored, as Axon's sagas
+	// start at the head), DLQ its dead-letter queue (default durable's).
+	Events     durable.Store
+	ListenFrom *durable.Start
+	DLQ        *durable.DLQ
+
+	// TimerStream holds the durable timers of waits with deadlines
+	// (default "LEXIGRAM_SAGA_TIMERS" on "lexigram.saga-timers.>"). They
+	// are message schedules, which need nats-server 2.12 or newer.
+	TimerStream        string
+	TimerSubjectPrefix string
+
+	Metrics *Metrics // nil: no metrics
+	// TracerProvider, if set, gets a span per step run, linked to the
+	// trace of what started the saga.
+	TracerProvider trace.TracerProvider
+	Logger         *slog.Logger // default slog.Default()
 }
 
 // Retry is the retry policy of steps. The zero value is 5 runs, the
@@ -96,6 +120,12 @@ type Manager struct {
 	kinds map[string]*kind
 
 	stream jetstream.Stream
+	// What the server has: message schedules (2.12) for durable timers,
+	// priority groups (2.11) for the exclusive event listeners.
+	schedules, priorityGroups bool
+	timers                    *timers // nil until Run opens it, if a type needs it
+	tracer                    trace.Tracer
+	keepTimers                bool // tests: leave ended waits' timers to fire stale
 }
 
 // NewManager opens the work stream (creating it if needed) for a manager
@@ -108,10 +138,20 @@ func NewManager(ctx context.Context, js jetstream.JetStream, store Store, opts O
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	m := &Manager{js: js, store: store, opts: opts, log: opts.Logger, id: platform.NewEventID(), kinds: map[string]*kind{}}
+	m := &Manager{js: js, store: store, opts: opts, log: opts.Logger, id: platform.NewEventID(), kinds: map[string]*kind{},
+		schedules:      schedulesSupported(js),
+		priorityGroups: lxjs.ServerAtLeast(js.Conn().ConnectedServerVersion(), 2, 11),
+	}
+	if opts.TracerProvider != nil {
+		m.tracer = opts.TracerProvider.Tracer("github.com/lexigram/events/sagas")
+	}
 	var err error
 	if m.stream, err = ensureWorkStream(ctx, js, opts); err != nil {
 		return nil, err
+	}
+	if !m.schedules {
+		m.log.WarnContext(ctx, "sagas: this NATS server has no message schedules: durable timeouts need nats-server 2.12 or newer, so saga types whose waits have deadlines are refused",
+			"server", js.Conn().ConnectedServerVersion())
 	}
 	return m, nil
 }
@@ -132,6 +172,15 @@ func (o Options) withDefaults() Options {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 16
 	}
+	if o.TimerStream == "" {
+		o.TimerStream = "LEXIGRAM_SAGA_TIMERS"
+	}
+	if o.TimerSubjectPrefix == "" {
+		o.TimerSubjectPrefix = "lexigram.saga-timers"
+	}
+	if o.ListenFrom == nil {
+		o.ListenFrom = &durable.FromNow
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -151,6 +200,15 @@ func (m *Manager) Register(t SagaType) error {
 	k, err := t.kind()
 	if err != nil {
 		return err
+	}
+	if k.needsTimers() && !m.schedules {
+		return platform.Errorf(platform.CodeUnsupported,
+			"saga type %q waits with a deadline (Within or Deadline), and its durable timers are JetStream message schedules, which need nats-server 2.12 or newer; this server is %s: upgrade it, or define the type's waits without deadlines",
+			k.name, m.js.Conn().ConnectedServerVersion())
+	}
+	if k.listens() && m.opts.Events == nil {
+		return platform.Errorf(platform.CodeInvalidArgument,
+			"saga type %q starts or waits on events, and sagas.Options.Events is nil: pass the event store (*jetstream.EventStore)", k.name)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -188,14 +246,21 @@ func (m *Manager) Start(ctx context.Context, sagaType, key string, data any) (In
 	in := Instance{
 		ID: platform.NewEventID(), Type: sagaType, Key: key, State: Started, Data: raw,
 		CorrelationID: platform.CorrelationID(ctx), CausationID: platform.CausationID(ctx),
+		Trace:   traceOf(ctx),
 		Created: now, Updated: now,
 	}
 	if in.CorrelationID == "" {
 		in.CorrelationID = in.ID
 	}
+	if k.deadline > 0 {
+		in.Deadline = now.Add(k.deadline)
+	}
 	stored, created, err := m.store.Create(ctx, in)
 	if err != nil {
 		return Instance{}, err
+	}
+	if created {
+		m.opts.Metrics.instance(sagaType, "started")
 	}
 	if !created && stored.State != Started {
 		return stored, nil
@@ -227,25 +292,66 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	defer w.stop()
+	if err := m.listenAll(ctx, w); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	if err := m.resumeAll(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		m.log.WarnContext(ctx, "sagas: could not move on every unfinished instance at start; each moves on its next message", "error", err)
 	}
 	<-ctx.Done()
-	w.stop()
 	return nil
+}
+
+// listenAll starts, for each type, the consumer of its timers' fires and
+// the durable handler of the events it starts or waits on.
+func (m *Manager) listenAll(ctx context.Context, w *workers) error {
+	for _, k := range m.registered() {
+		if k.needsTimers() {
+			if m.timers == nil {
+				t, err := openTimers(ctx, m.js, m.opts)
+				if err != nil {
+					return err
+				}
+				m.mu.Lock()
+				m.timers = t
+				m.mu.Unlock()
+			}
+			cc, err := m.consumeFires(ctx, k)
+			if err != nil {
+				return err
+			}
+			w.consumes = append(w.consumes, cc)
+		}
+		if k.listens() {
+			h, err := m.listen(ctx, k)
+			if err != nil {
+				return err
+			}
+			w.listeners = append(w.listeners, h)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) registered() []*kind {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*kind, 0, len(m.kinds))
+	for _, k := range m.kinds {
+		out = append(out, k)
+	}
+	return out
 }
 
 // resumeAll sends every unfinished instance of a registered type its next
 // message.
 func (m *Manager) resumeAll(ctx context.Context) error {
-	m.mu.RLock()
-	names := make([]string, 0, len(m.kinds))
-	for n := range m.kinds {
-		names = append(names, n)
-	}
-	m.mu.RUnlock()
-	for _, name := range names {
-		q := Query{Type: name, States: []State{Started, Running, Failed, TimedOut, Compensating}, Limit: 500}
+	for _, k := range m.registered() {
+		q := Query{Type: k.name, States: []State{Started, Running, Failed, TimedOut, Compensating}, Limit: 500}
 		for {
 			page, err := m.store.List(ctx, q)
 			if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/lexigram/events/handlers/durable"
 	"github.com/lexigram/events/platform"
 )
 
@@ -62,9 +63,10 @@ func (m *Manager) kick(ctx context.Context, in Instance, why string) error {
 // workers spread instances over Concurrency goroutines by ID, so one
 // instance's messages are handled one at a time in this process.
 type workers struct {
-	consumes []jetstream.ConsumeContext
-	queues   []chan jetstream.Msg
-	wg       sync.WaitGroup
+	consumes  []jetstream.ConsumeContext
+	listeners []*durable.Handler
+	queues    []chan jetstream.Msg
+	wg        sync.WaitGroup
 }
 
 func (m *Manager) consume(ctx context.Context) (*workers, error) {
@@ -78,13 +80,8 @@ func (m *Manager) consume(ctx context.Context) (*workers, error) {
 			}
 		})
 	}
-	m.mu.RLock()
-	names := make([]string, 0, len(m.kinds))
-	for n := range m.kinds {
-		names = append(names, n)
-	}
-	m.mu.RUnlock()
-	for _, name := range names {
+	for _, k := range m.registered() {
+		name := k.name
 		cons, err := m.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 			Durable:       "saga-" + name,
 			FilterSubject: m.opts.SubjectPrefix + ".run." + name + ".>",
@@ -113,6 +110,9 @@ func (m *Manager) consume(ctx context.Context) (*workers, error) {
 
 // stop stops pulling and waits for the instances being advanced.
 func (w *workers) stop() {
+	for _, h := range w.listeners {
+		_ = h.Stop(context.Background())
+	}
 	for _, cc := range w.consumes {
 		cc.Drain()
 		<-cc.Closed()

@@ -21,16 +21,23 @@ func sample(id, sagaType, key string) sagas.Instance {
 	return sagas.Instance{
 		ID: id, Type: sagaType, Key: key,
 		State: sagas.Running, Step: 2, Attempt: 3,
-		Data:          json.RawMessage(`{"order": "o-1", "amount": 1250, "items": ["book", "pen"], "note": "snow \u2603 ünï"}`),
-		Generation:    7,
+		Data:       json.RawMessage(`{"order": "o-1", "amount": 1250, "items": ["book", "pen"], "note": "snow \u2603 ünï"}`),
+		Generation: 7,
+		Due:        at.Add(10 * time.Minute),
+		Deadline:   at.Add(24 * time.Hour),
+		Inbox: []sagas.Received{
+			{Kind: "orders.PaymentReceived", Type: "payment.received", ID: "event-9", Position: 42, Event: json.RawMessage(`{"order": "o-1", "amount": 1250}`)},
+		},
 		CorrelationID: "correlation-1",
 		CausationID:   "causation-1",
+		Trace:         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		Error:         "payment: the service timed out",
 		Owner:         "manager-a",
 		LeaseUntil:    at.Add(time.Minute),
 		History: []sagas.StepRecord{
 			{Step: "reserve", Attempt: 1, Started: at, Took: 1500*time.Millisecond + 7, Outcome: "ok"},
 			{Step: "charge", Compensation: true, Attempt: 2, Started: at.Add(2 * time.Second), Took: time.Hour + 1, Outcome: "retry", Error: "declined"},
+			{Step: "await-payment", Attempt: 1, Started: at.Add(3 * time.Second), Took: 3, Outcome: "ok", Event: 41},
 		},
 		Created: time.Now(),
 		Updated: at.Add(3 * time.Second),
@@ -42,6 +49,7 @@ func sample(id, sagaType, key string) sagas.Instance {
 func clone(in sagas.Instance) sagas.Instance {
 	in.Data = bytes.Clone(in.Data)
 	in.History = slices.Clone(in.History)
+	in.Inbox = slices.Clone(in.Inbox)
 	return in
 }
 

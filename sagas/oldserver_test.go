@@ -1,0 +1,67 @@
+package sagas_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/lexigram/events/embedded/embeddedtest"
+	lxjs "github.com/lexigram/events/jetstream"
+	"github.com/lexigram/events/platform"
+	"github.com/lexigram/events/sagas"
+)
+
+// On a server without message schedules (older than 2.12; Debian's
+// 2.9.10 on 127.0.0.1:4222 is one), saga types whose waits have deadlines
+// are refused with an error that says why and what to do; the rest run.
+func TestSagaOnAnOlderServer(t *testing.T) {
+	url := os.Getenv("LEXIGRAM_OLD_NATS_URL")
+	if url == "" {
+		url = "nats://127.0.0.1:4222"
+	}
+	nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI needs the older NATS server at %s: %v", url, err)
+		}
+		t.Skipf("no older NATS server at %s (set LEXIGRAM_OLD_NATS_URL): %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	if lxjs.ServerAtLeast(nc.ConnectedServerVersion(), 2, 12) {
+		t.Skipf("the server at %s is %s, which has message schedules", url, nc.ConnectedServerVersion())
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "LXTEST_SAGAS_" + nuid.Next()
+	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), name) })
+	opts := sagas.Options{Stream: name, SubjectPrefix: "lxtest." + name, Storage: jetstream.MemoryStorage,
+		Commands: bus(t, &ledger{fail: map[string]int{}}), Retry: sagas.Retry{Initial: 20 * time.Millisecond}, Logger: embeddedtest.Logger(t)}
+
+	m, err := sagas.NewManager(context.Background(), js, sagas.NewMemoryStore(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withDeadline := sagas.Define[order]("deadline").
+		Step("reserve", send(func(o string) Reserve { return Reserve{o} })).
+		Wait("paid", sagas.On[order]("payment", func(e PaymentReceived, _ platform.Envelope) string { return e.Order }, nil), sagas.Within[order](time.Minute))
+	err = m.Register(withDeadline)
+	if !errors.Is(err, platform.ErrUnsupported) || !strings.Contains(err.Error(), "2.12") || !strings.Contains(err.Error(), nc.ConnectedServerVersion()) {
+		t.Errorf("register a saga with a deadline on %s: got %v, want ErrUnsupported naming 2.12 and the server's version", nc.ConnectedServerVersion(), err)
+	}
+
+	m = runManager(t, js, sagas.NewMemoryStore(), opts, fulfillment())
+	in, err := m.Start(context.Background(), "fulfillment", "old-1", order{Order: "old-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, m, in.ID, sagas.Completed)
+}
