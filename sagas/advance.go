@@ -314,6 +314,7 @@ func (s *stepper) try(ctx context.Context, compensating bool, event int) (r rest
 			in.Attempt, s.counted = 1, true
 		}
 	case errors.As(err, &corrupt):
+		in.Resume = in.State
 		in.State, in.Error = Parked, fmt.Sprintf("saga %s (%s): %v: fix the data and retry the instance", in.ID, in.Type, err)
 		rec.Outcome, rec.Error = "failed", err.Error()
 	case !compensating && errors.Is(err, context.DeadlineExceeded) && s.overdue():

@@ -75,6 +75,9 @@ type Instance struct {
 	// instance: every step's span links to it.
 	Trace string `json:"trace,omitempty"`
 	Error string `json:"error,omitempty"` // the last failure, for operators
+	// Resume is the state a PARKED instance goes back to when an
+	// operator retries it.
+	Resume State `json:"resume,omitempty"`
 	// Owner is the manager advancing the instance, until LeaseUntil: no
 	// other process advances it before then, and after it (the owner
 	// died) another resumes it.

@@ -45,16 +45,17 @@ func ensureWorkStream(ctx context.Context, js jetstream.JetStream, o Options) (j
 	return s, nil
 }
 
-func (m *Manager) runSubject(sagaType, id string) string {
-	return m.opts.SubjectPrefix + ".run." + sagaType + "." + id
+// kick asks the managers to move the instance on.
+func (m *Manager) kick(ctx context.Context, in Instance, why string) error {
+	return kick(ctx, m.js, m.opts.SubjectPrefix, in, why)
 }
 
-// kick asks the managers to move the instance on. The message ID names
-// the instance's revision, so kicks of one state are stored once.
-func (m *Manager) kick(ctx context.Context, in Instance, why string) error {
-	msg := nats.NewMsg(m.runSubject(in.Type, in.ID))
+// kick publishes the message that moves an instance on. The message ID
+// names the instance's revision, so kicks of one state are stored once.
+func kick(ctx context.Context, js jetstream.JetStream, prefix string, in Instance, why string) error {
+	msg := nats.NewMsg(prefix + ".run." + in.Type + "." + in.ID)
 	msg.Header.Set(jetstream.MsgIDHeader, in.ID+"."+why+"."+uitoa(in.Revision))
-	if _, err := m.js.PublishMsg(ctx, msg); err != nil {
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		return platform.Errorf(platform.CodeStoreUnavailable, "saga %s (%s): send it on: %w (it is stored; it moves on when a manager starts)", in.ID, in.Type, err)
 	}
 	return nil

@@ -32,6 +32,7 @@ func sample(id, sagaType, key string) sagas.Instance {
 		CausationID:   "causation-1",
 		Trace:         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 		Error:         "payment: the service timed out",
+		Resume:        sagas.Compensating,
 		Owner:         "manager-a",
 		LeaseUntil:    at.Add(time.Minute),
 		History: []sagas.StepRecord{
