@@ -192,6 +192,7 @@ func (r *runner) jobs() []job {
 	jobs = append(jobs, r.busJobs()...)
 	jobs = append(jobs, r.durableJobs()...)
 	jobs = append(jobs, r.projectionJobs()...)
+	jobs = append(jobs, r.sagaJobs()...)
 	return jobs
 }
 

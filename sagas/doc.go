@@ -70,9 +70,10 @@
 // managers. A fire carries the instance's generation, which grows when a
 // wait ends: a fire whose wait has ended (a cancel lost the race) is
 // ignored and counted. A timer that falls due while no manager runs fires
-// when one starts. The server's schedule timer has a floor of about 250
-// ms and whole seconds of resolution, rounded up: a timeout comes 0 to
-// about 1.3 s late, never early.
+// when one starts. The schedule's time has milliseconds, rounded up (not
+// nats.go's whole seconds), and the server's schedule timer has a floor
+// of about 250 ms: a timeout comes a few to about 250 ms late, never
+// early (docs/benchmarks.md, saga.timeout.lateness).
 //
 // On an older server, NewManager logs that durable timeouts need 2.12
 // and Register refuses a type whose waits have deadlines

@@ -60,8 +60,8 @@ func TestOperatorAbortShowAndFire(t *testing.T) {
 	second := waitFor(t, m, "ops", "a-2", "at the wait", atStep(1))
 
 	d := waitTimer(t, op, second.ID)
-	if want := second.Due.Truncate(time.Second).Add(time.Second); !d.Timer.At.Equal(want) || d.Timer.Stale {
-		t.Errorf("timer %+v, want at %v (the due time rounded up to a second), not stale", d.Timer, want)
+	if want := second.Due.Truncate(time.Millisecond).Add(time.Millisecond); !d.Timer.At.Equal(want) || d.Timer.Stale {
+		t.Errorf("timer %+v, want at %v (the due time rounded up to a millisecond), not stale", d.Timer, want)
 	}
 
 	if _, err := op.Abort(ctx, first.ID, "customer cancelled"); err != nil {

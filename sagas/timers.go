@@ -88,22 +88,26 @@ func (t *timers) fireSubject(in *Instance) string {
 }
 
 // schedule sets the instance's timer to fire at due, replacing the one it
-// had. The schedule's time has whole seconds: it is rounded up, never
-// early.
+// had. The time goes in with milliseconds, rounded up: the server parses
+// @at as RFC 3339, fractions included, while nats.go's WithScheduleAt
+// writes whole seconds, which would make a timeout up to a second late.
 func (t *timers) schedule(ctx context.Context, in *Instance, due time.Time) error {
-	at := due.Truncate(time.Second)
+	at := due.Truncate(time.Millisecond)
 	if at.Before(due) {
-		at = at.Add(time.Second)
+		at = at.Add(time.Millisecond)
 	}
 	msg := nats.NewMsg(t.scheduleSubject(in))
 	msg.Header.Set(timerGenerationHeader, strconv.FormatUint(in.Generation, 10))
-	_, err := t.js.PublishMsg(ctx, msg,
-		jetstream.WithScheduleAt(at), jetstream.WithScheduleTarget(t.fireSubject(in)), jetstream.WithScheduleTTL(fireTTL))
+	msg.Header.Set(jetstream.ScheduleHeader, "@at "+at.UTC().Format(scheduleTimeLayout))
+	_, err := t.js.PublishMsg(ctx, msg, jetstream.WithScheduleTarget(t.fireSubject(in)), jetstream.WithScheduleTTL(fireTTL))
 	if err != nil {
-		return platform.Errorf(platform.CodeStoreUnavailable, "saga %s (%s): set its timer for %s: %w", in.ID, in.Type, at.Format(time.RFC3339), err)
+		return platform.Errorf(platform.CodeStoreUnavailable, "saga %s (%s): set its timer for %s: %w", in.ID, in.Type, at.Format(time.RFC3339Nano), err)
 	}
 	return nil
 }
+
+// scheduleTimeLayout is RFC 3339 with milliseconds.
+const scheduleTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // cancel removes the instance's schedule. A fire already on its way still
 // comes, and is found stale.
