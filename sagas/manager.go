@@ -285,15 +285,18 @@ func (m *Manager) Find(ctx context.Context, sagaType, key string) (Instance, err
 // way to finish. As it starts it moves on every instance of a registered
 // type that is not resting, which resumes those a stopped cluster left.
 func (m *Manager) Run(ctx context.Context) error {
-	w, err := m.consume(ctx)
-	if err != nil {
+	w := &workers{}
+	defer w.stop()
+	// The events first: a step's command can raise the event that the
+	// step after it waits for, and a listener created after that event
+	// (from now, by default) would never see it.
+	if err := m.listenAll(ctx, w); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
 		}
 		return err
 	}
-	defer w.stop()
-	if err := m.listenAll(ctx, w); err != nil {
+	if err := m.consume(ctx, w); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -70,8 +70,8 @@ type workers struct {
 	wg        sync.WaitGroup
 }
 
-func (m *Manager) consume(ctx context.Context) (*workers, error) {
-	w := &workers{queues: make([]chan jetstream.Msg, m.opts.Concurrency)}
+func (m *Manager) consume(ctx context.Context, w *workers) error {
+	w.queues = make([]chan jetstream.Msg, m.opts.Concurrency)
 	for i := range w.queues {
 		q := make(chan jetstream.Msg, 8)
 		w.queues[i] = q
@@ -92,8 +92,7 @@ func (m *Manager) consume(ctx context.Context) (*workers, error) {
 			MaxAckPending: 10_000,
 		})
 		if err != nil {
-			w.stop()
-			return nil, platform.Errorf(platform.CodeStoreUnavailable, "sagas: the consumer of saga type %q: %w", name, err)
+			return platform.Errorf(platform.CodeStoreUnavailable, "sagas: the consumer of saga type %q: %w", name, err)
 		}
 		cc, err := cons.Consume(func(msg jetstream.Msg) {
 			h := fnv.New32a()
@@ -101,12 +100,11 @@ func (m *Manager) consume(ctx context.Context) (*workers, error) {
 			w.queues[h.Sum32()%uint32(len(w.queues))] <- msg
 		}, jetstream.PullMaxMessages(2*m.opts.Concurrency))
 		if err != nil {
-			w.stop()
-			return nil, platform.Errorf(platform.CodeStoreUnavailable, "sagas: consume saga type %q: %w", name, err)
+			return platform.Errorf(platform.CodeStoreUnavailable, "sagas: consume saga type %q: %w", name, err)
 		}
 		w.consumes = append(w.consumes, cc)
 	}
-	return w, nil
+	return nil
 }
 
 // stop stops pulling and waits for the instances being advanced.
