@@ -59,7 +59,9 @@ func TestManagerOnPostgreSQL(t *testing.T) {
 	_ = handlers.HandleCommand(cmds, func(_ context.Context, c releaseStock) error { return record("release " + c.Order) })
 
 	def := sagas.Define[checkout]("pg-checkout").
-		StartOn(sagas.When("order", func(ev orderPlaced, _ platform.Envelope) (string, checkout, bool) { return ev.Order, checkout{ev.Order}, true })).
+		StartOn(sagas.When("order", func(ev orderPlaced, _ platform.Envelope) (string, checkout, bool) {
+			return ev.Order, checkout{ev.Order}, true
+		})).
 		Step("reserve", func(ctx context.Context, sc *sagas.Context[checkout]) error {
 			_, err := sc.Send(ctx, reserveStock{sc.Data.Order})
 			return err
