@@ -92,7 +92,7 @@ configuration's (nats.urls, else the embedded server's host and port).`,
 	discard := each("discard", "Remove dead letters for good", "discarded",
 		func(ctx context.Context, q *durable.DLQ, id durable.ID) error { return q.Discard(ctx, id) })
 	cmd.AddCommand(list, replay, discard)
-	return cmd
+	return refuseUnknown(cmd)
 }
 
 // openDLQ connects as the configuration says and opens the DLQ of its

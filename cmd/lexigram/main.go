@@ -10,6 +10,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -26,4 +27,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "lexigram:", err)
 		os.Exit(1)
 	}
+}
+
+// refuseUnknown makes a command that only groups subcommands refuse an
+// argument it does not know (cobra would print the help and exit 0),
+// naming the subcommands it has, and print its help when given none.
+func refuseUnknown(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		var names []string
+		for _, c := range cmd.Commands() {
+			if c.IsAvailableCommand() {
+				names = append(names, c.Name())
+			}
+		}
+		return fmt.Errorf("unknown command %q for %q: use one of %s (see %s --help)", args[0], cmd.CommandPath(), strings.Join(names, ", "), cmd.CommandPath())
+	}
+	return cmd
 }

@@ -143,7 +143,7 @@ configuration's (nats.urls, else the embedded server's host and port).`,
 			return op.FireTimer(ctx, id)
 		})
 	cmd.AddCommand(ls, show, retry, abort, fire)
-	return cmd
+	return refuseUnknown(cmd)
 }
 
 // openOperator connects as the configuration says and opens the
