@@ -164,6 +164,9 @@ func validate(o Options) error {
 func capabilities(ctx context.Context, js jetstream.JetStream) (Capabilities, error) {
 	info, err := js.AccountInfo(ctx)
 	if err != nil {
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return Capabilities{}, platform.Errorf(platform.CodeStoreUnavailable, "read JetStream account info: %w: the event store needs JetStream: start nats-server with -js (or jetstream {} in its configuration), and enable it for this account", err)
+		}
 		return Capabilities{}, platform.Errorf(platform.CodeStoreUnavailable, "read JetStream account info: %w: is JetStream enabled on the server?", err)
 	}
 	c := Capabilities{ServerVersion: js.Conn().ConnectedServerVersion(), APILevel: info.API.Level}

@@ -6,18 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/lexigram/events/config"
-	"github.com/lexigram/events/embedded"
 	"github.com/lexigram/events/handlers/durable"
 )
 
@@ -121,37 +117,6 @@ func openDLQ(ctx context.Context, configPath, natsURL string) (*durable.DLQ, fun
 		return nil, nil, err
 	}
 	return q, nc.Close, nil
-}
-
-// connectNode connects to the NATS of a running node: natsURL, or the
-// configuration's (nats.urls, else the embedded server's host and port).
-func connectNode(ctx context.Context, configPath, natsURL, clientName string) (*nats.Conn, config.Config, error) {
-	if configPath == "" {
-		configPath = os.Getenv(config.ConfigFileEnv)
-	}
-	cfg, err := config.Load(configPath)
-	if err != nil {
-		return nil, cfg, err
-	}
-	url, opts := strings.Join(cfg.NATS.URLs, ","), cfg.NATS.Options()
-	if natsURL != "" {
-		url = natsURL
-	} else if cfg.NATS.Embedded() {
-		e := cfg.NATS.EmbeddedServer
-		port := e.Port
-		switch {
-		case port == 0:
-			port = embedded.DefaultPort
-		case port < 0:
-			return nil, cfg, fmt.Errorf("nats.embedded.port is %d (random): the node's port cannot be known, pass --nats-url", port)
-		}
-		url = fmt.Sprintf("nats://%s:%d", e.Host, port)
-	}
-	nc, err := nats.Connect(url, append(opts, nats.Name(clientName))...)
-	if err != nil {
-		return nil, cfg, fmt.Errorf("connect to NATS at %s: %w (is the node running? start it with `lexigram serve`, or pass --nats-url)", url, err)
-	}
-	return nc, cfg, nil
 }
 
 // listDLQ prints a table, or JSON lines with everything an entry holds.

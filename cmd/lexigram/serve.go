@@ -128,17 +128,17 @@ func openNode(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *node
 			FsyncInterval: e.FsyncInterval, Logger: log,
 		})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("start the embedded NATS server with its data in %s: %w: set nats.embedded.data_dir to a directory this process can create and write, or connect to a running server with --nats-url", e.DataDir, err)
 		}
-		n.nc, err = n.server.Connect(nats.Name(cfg.NATS.Name))
+		if n.nc, err = n.server.Connect(nats.Name(cfg.NATS.Name)); err != nil {
+			return nil, fmt.Errorf("connect to the embedded NATS server: %w", err)
+		}
 	} else {
-		n.nc, err = nats.Connect(strings.Join(cfg.NATS.URLs, ","), cfg.NATS.Options()...)
-		if err == nil {
-			log.Info("connected to NATS", "url", n.nc.ConnectedUrlRedacted(), "server", n.nc.ConnectedServerVersion())
+		urls := strings.Join(cfg.NATS.URLs, ",")
+		if n.nc, err = nats.Connect(urls, cfg.NATS.Options()...); err != nil {
+			return nil, explainConnect(urls, err, "check --nats-url or nats.urls, and that the server runs; leave both unset to run the embedded server")
 		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
+		log.Info("connected to NATS", "url", n.nc.ConnectedUrlRedacted(), "server", n.nc.ConnectedServerVersion())
 	}
 	if n.js, err = jetstream.New(n.nc); err != nil {
 		return nil, err

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/lexigram/events/config"
+	"github.com/lexigram/events/embedded"
+)
+
+// connectNode connects to the NATS of a running node: natsURL, or the
+// configuration's (nats.urls, else the embedded server's host and port).
+func connectNode(ctx context.Context, configPath, natsURL, clientName string) (*nats.Conn, config.Config, error) {
+	if configPath == "" {
+		configPath = os.Getenv(config.ConfigFileEnv)
+	}
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return nil, cfg, err
+	}
+	url, opts := strings.Join(cfg.NATS.URLs, ","), cfg.NATS.Options()
+	if natsURL != "" {
+		url = natsURL
+	} else if cfg.NATS.Embedded() {
+		e := cfg.NATS.EmbeddedServer
+		port := e.Port
+		switch {
+		case port == 0:
+			port = embedded.DefaultPort
+		case port < 0:
+			return nil, cfg, fmt.Errorf("nats.embedded.port is %d (random): the node's port cannot be known, pass --nats-url", port)
+		}
+		url = fmt.Sprintf("nats://%s:%d", e.Host, port)
+	}
+	nc, err := nats.Connect(url, append(opts, nats.Name(clientName))...)
+	if err != nil {
+		return nil, cfg, explainConnect(url, err, "is the node running? start it with `lexigram serve`, or pass --nats-url")
+	}
+	return nc, cfg, nil
+}
+
+// explainConnect turns a failed connect into an error that names where
+// (without credentials) and what to do; unreachable says what to do when
+// nothing answers.
+func explainConnect(urls string, err error, unreachable string) error {
+	where := redactURLs(urls)
+	switch {
+	case errors.Is(err, nats.ErrAuthorization), strings.Contains(strings.ToLower(err.Error()), "authorization violation"):
+		return fmt.Errorf("connect to NATS at %s: %w: the server refused the credentials: check nats.user and nats.password, nats.token, nats.creds_file or nats.nkey_file, or the user:password in the URL", where, err)
+	case errors.Is(err, nats.ErrNoServers):
+		return fmt.Errorf("connect to NATS at %s: %w: nothing answers there (%s)", where, err, unreachable)
+	}
+	return fmt.Errorf("connect to NATS at %s: %w", where, err)
+}
+
+// redactURLs hides the user and password of each comma-separated URL.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		scheme, rest, ok := strings.Cut(u, "://")
+		if at := strings.LastIndex(rest, "@"); ok && at >= 0 {
+			parts[i] = scheme + "://[redacted]" + rest[at:]
+		}
+	}
+	return strings.Join(parts, ",")
+}
