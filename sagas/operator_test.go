@@ -56,8 +56,8 @@ func TestOperatorAbortShowAndFire(t *testing.T) {
 
 	e.raise(t, "order", "a-1", OrderPlaced{Order: "a-1"})
 	e.raise(t, "order", "a-2", OrderPlaced{Order: "a-2"})
-	first := waitFor(t, m, "ops", "a-1", "at the wait", atStep(1))
-	second := waitFor(t, m, "ops", "a-2", "at the wait", atStep(1))
+	first := waitFor(t, m, "ops", "a-1", "at the wait", resting(1))
+	second := waitFor(t, m, "ops", "a-2", "at the wait", resting(1))
 
 	d := waitTimer(t, op, second.ID)
 	if want := second.Due.Truncate(time.Millisecond).Add(time.Millisecond); !d.Timer.At.Equal(want) || d.Timer.Stale {

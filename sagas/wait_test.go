@@ -178,6 +178,11 @@ func atStep(step int) func(sagas.Instance) bool {
 	return func(in sagas.Instance) bool { return in.State == sagas.Running && in.Step == step }
 }
 
+// resting is an instance at the wait step, saved as resting (no lease).
+func resting(step int) func(sagas.Instance) bool {
+	return func(in sagas.Instance) bool { return in.State == sagas.Running && in.Step == step && in.Owner == "" }
+}
+
 func inState(states ...sagas.State) func(sagas.Instance) bool {
 	return func(in sagas.Instance) bool { return slices.Contains(states, in.State) }
 }
@@ -189,7 +194,7 @@ func TestSagaStartsOnAnEventAndWaitsForAnother(t *testing.T) {
 	m, _ := e.manager(t, sagas.Options{}, checkout("checkout", 0, nil))
 
 	placed := e.raise(t, "order", "o-1", OrderPlaced{Order: "o-1"})
-	in := waitFor(t, m, "checkout", "o-1", "resting at the wait", atStep(1))
+	in := waitFor(t, m, "checkout", "o-1", "resting at the wait", resting(1))
 	if in.CorrelationID != "corr-o-1" {
 		t.Errorf("correlation ID %q, want the starting event's, corr-o-1", in.CorrelationID)
 	}
@@ -294,7 +299,7 @@ func TestSagaTimeoutFallsDueWhileStopped(t *testing.T) {
 	def := func() *sagas.Definition[order] { return checkout("durable", 2*time.Second, nil) }
 	m, stop := e.manager(t, sagas.Options{}, def())
 	e.raise(t, "order", "o-5", OrderPlaced{Order: "o-5"})
-	in := waitFor(t, m, "durable", "o-5", "resting at the wait", atStep(1))
+	in := waitFor(t, m, "durable", "o-5", "resting at the wait", resting(1))
 	stop()
 	for time.Now().Before(in.Due.Add(500 * time.Millisecond)) {
 		time.Sleep(50 * time.Millisecond) // the deadline passes with no manager running
@@ -316,7 +321,7 @@ func TestSagaCancelledTimerDoesNothing(t *testing.T) {
 	metrics := sagas.NewMetrics()
 	m, _ := e.manager(t, sagas.Options{Metrics: metrics}, checkout("race", 2*time.Second, nil))
 	e.raise(t, "order", "o-6", OrderPlaced{Order: "o-6"})
-	in := waitFor(t, m, "race", "o-6", "resting at the wait", atStep(1))
+	in := waitFor(t, m, "race", "o-6", "resting at the wait", resting(1))
 	for time.Until(in.Due) > 300*time.Millisecond {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -406,7 +411,7 @@ func TestSagaNotFoundPolicy(t *testing.T) {
 
 	// A second payment after the wait took the first: unhandled.
 	e.raise(t, "order", "o-9", OrderPlaced{Order: "o-9"})
-	waitFor(t, m, "lenient", "o-9", "at the wait", atStep(1))
+	waitFor(t, m, "lenient", "o-9", "at the wait", resting(1))
 	e.raise(t, "payment", "p-9", PaymentReceived{Order: "o-9"})
 	waitFor(t, m, "lenient", "o-9", "completed", inState(sagas.Completed))
 	before := testutil.ToFloat64(metrics.EventsCounter("lenient", "not_found"))
