@@ -56,7 +56,7 @@ func (m *Manager) advance(ctx context.Context, id string) rest {
 	if in.Owner != "" && in.Owner != m.id && now.Before(in.LeaseUntil) {
 		return rest{retryIn: in.LeaseUntil.Sub(now) + conflictRetry}
 	}
-	s := &stepper{m: m, k: k, in: in, stored: in.Updated}
+	s := &stepper{m: m, k: k, in: in, stored: in.Updated, saved: restingOf(&in)}
 	return s.run(ctx)
 }
 
@@ -76,6 +76,23 @@ type stepper struct {
 	// cancelTimer is set when a wait ended: its timer is cancelled after
 	// the save that ended it.
 	cancelTimer bool
+	// saved is what of the instance a rest at a wait would write, as it
+	// was last read or saved: a wait woken again with nothing new (a
+	// resume, a stale timer, a duplicate wake) does not write it again.
+	saved resting
+}
+
+type resting struct {
+	state   State
+	step    int
+	attempt int
+	due     time.Time
+	owner   string
+	inbox   int
+}
+
+func restingOf(in *Instance) resting {
+	return resting{state: in.State, step: in.Step, attempt: in.Attempt, due: in.Due, owner: in.Owner, inbox: len(in.Inbox)}
 }
 
 // save writes the instance over the revision it was read at, renewing
@@ -93,7 +110,7 @@ func (s *stepper) save(ctx context.Context, resting bool) (ok bool, r rest) {
 		rev, err := s.m.store.Save(ctx, s.in)
 		switch {
 		case err == nil:
-			s.in.Revision, s.stored = rev, s.in.Updated
+			s.in.Revision, s.stored, s.saved = rev, s.in.Updated, restingOf(&s.in)
 			if s.cancelTimer && s.m.timers != nil && !s.m.keepTimers {
 				s.cancelTimer = false
 				if err := s.m.timers.cancel(ctx, &s.in); err != nil {
@@ -193,11 +210,13 @@ func (s *stepper) wait(ctx context.Context) (r rest, done bool) {
 			in.Due = time.Now().Add(st.within).UTC()
 		}
 		in.Attempt = 0
-		if ok, r := s.save(ctx, true); !ok {
-			return r, true
-		}
-		if s.inboxIndex(st.wait.kind) >= 0 {
-			continue // an event came while saving
+		if unchanged := restingOf(in); unchanged.owner != "" || unchanged != s.saved {
+			if ok, r := s.save(ctx, true); !ok {
+				return r, true
+			}
+			if s.inboxIndex(st.wait.kind) >= 0 {
+				continue // an event came while saving
+			}
 		}
 		if due := in.due(); !due.IsZero() && s.m.timers != nil {
 			if err := s.m.timers.schedule(ctx, in, due); err != nil {
