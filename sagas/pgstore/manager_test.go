@@ -60,7 +60,7 @@ func TestManagerOnPostgreSQL(t *testing.T) {
 
 	def := sagas.Define[checkout]("pg-checkout").
 		StartOn(sagas.When("order", func(ev orderPlaced, _ platform.Envelope) (string, checkout, bool) {
-			return ev.Order, checkout{ev.Order}, true
+			return ev.Order, checkout(ev), true
 		})).
 		Step("reserve", func(ctx context.Context, sc *sagas.Context[checkout]) error {
 			_, err := sc.Send(ctx, reserveStock{sc.Data.Order})
