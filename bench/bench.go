@@ -193,6 +193,7 @@ func (r *runner) jobs() []job {
 	jobs = append(jobs, r.durableJobs()...)
 	jobs = append(jobs, r.projectionJobs()...)
 	jobs = append(jobs, r.sagaJobs()...)
+	jobs = append(jobs, r.bridgeJobs()...)
 	return jobs
 }
 

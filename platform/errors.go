@@ -36,6 +36,7 @@ const (
 	CodeSagaNotFound       Code = "LXE-022" // no saga instance has that ID or association key
 	CodeSagaConflict       Code = "LXE-023" // a saga instance moved under a compare-and-set
 	CodeCorruptSaga        Code = "LXE-024" // a stored saga instance that cannot be decoded
+	CodeBridgeDelivery     Code = "LXE-025" // a bridge could not move a message to or from another broker
 )
 
 // Error is the error type of the platform: a stable code, a message for
@@ -94,6 +95,7 @@ var (
 	ErrSagaNotFound       = &Error{Code: CodeSagaNotFound}
 	ErrSagaConflict       = &Error{Code: CodeSagaConflict}
 	ErrCorruptSaga        = &Error{Code: CodeCorruptSaga}
+	ErrBridgeDelivery     = &Error{Code: CodeBridgeDelivery}
 )
 
 // Errorf builds an *Error with a formatted message; a %w verb in format

@@ -132,6 +132,7 @@ func TestSentinels(t *testing.T) {
 		platform.CodeStoreUnavailable:   platform.ErrStoreUnavailable,
 		platform.CodeConfigConflict:     platform.ErrConfigConflict,
 		platform.CodeCheckpointConflict: platform.ErrCheckpointConflict,
+		platform.CodeBridgeDelivery:     platform.ErrBridgeDelivery,
 	}
 	for code, sentinel := range sentinels {
 		err := fmt.Errorf("ctx: %w", &platform.Error{Code: code, Message: "something"})
@@ -179,8 +180,9 @@ func TestCodesAreStable(t *testing.T) {
 		platform.CodeSagaNotFound:       "LXE-022",
 		platform.CodeSagaConflict:       "LXE-023",
 		platform.CodeCorruptSaga:        "LXE-024",
+		platform.CodeBridgeDelivery:     "LXE-025",
 	}
-	if len(want) != 17 {
+	if len(want) != 18 {
 		t.Fatal("two codes share a value")
 	}
 	for code, s := range want {

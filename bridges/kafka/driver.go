@@ -1,0 +1,35 @@
+package kafka
+
+import (
+	"context"
+	"strings"
+
+	"github.com/lexigram/events/bridges"
+)
+
+func init() {
+	bridges.Register("kafka", bridges.Driver{
+		NewPublisher: func(_ context.Context, s bridges.Settings) (bridges.Publisher, error) {
+			if err := s.Check("kafka", "brokers", "topic"); err != nil {
+				return nil, err
+			}
+			return NewPublisher(PublisherOptions{Brokers: brokers(s), Topic: s["topic"]})
+		},
+		NewSubscriber: func(_ context.Context, s bridges.Settings) (bridges.Subscriber, error) {
+			if err := s.Check("kafka", "brokers", "topic", "group"); err != nil {
+				return nil, err
+			}
+			return NewSubscriber(SubscriberOptions{Brokers: brokers(s), Topic: s["topic"], Group: s["group"]})
+		},
+	})
+}
+
+func brokers(s bridges.Settings) []string {
+	var out []string
+	for _, b := range strings.Split(s["brokers"], ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
