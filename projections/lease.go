@@ -100,7 +100,10 @@ func NewKVLeases(ctx context.Context, js jetstream.JetStream, opts KVLeaseOption
 	}
 	if opts.Instance == "" {
 		host, _ := os.Hostname()
-		opts.Instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), nuid.Next()[:8])
+		// A nuid's head is the same for every call in a process; its tail
+		// differs with each.
+		id := nuid.Next()
+		opts.Instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), id[len(id)-8:])
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lexigram/events/embedded/embeddedtest"
 	"github.com/lexigram/events/projections"
@@ -192,5 +193,25 @@ func TestStandbyFollowingLateConverges(t *testing.T) {
 	}
 	if st, _ := ib.m.Status(ctx, "single"); st.State != projections.Running || st.Active || st.Position != first || ib.rec.len() != 0 {
 		t.Fatalf("standby status %+v after applying %d events, want RUNNING, inactive, at the active one's position %d, nothing applied", st, ib.rec.len(), first)
+	}
+}
+
+// Two lease clients in one process get names of their own, so that a
+// lease's Holder tells which instance holds it.
+func TestLeaseInstanceNamesDiffer(t *testing.T) {
+	js, err := jetstream.New(embeddedtest.Conn(t, embeddedtest.Server(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := projections.NewKVLeases(context.Background(), js, projections.KVLeaseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := projections.NewKVLeases(context.Background(), js, projections.KVLeaseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Instance() == b.Instance() {
+		t.Errorf("both lease clients are named %q", a.Instance())
 	}
 }
