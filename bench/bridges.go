@@ -219,15 +219,7 @@ func (r *runner) bridgeRabbitMQ(ctx context.Context, e *env) ([]Figure, error) {
 		defer func() { _ = e.js.DeleteConsumer(context.WithoutCancel(ctx), st.StreamName(), name) }()
 		pub := rabbitmq.NewPublisher(rabbitmq.PublisherOptions{Exchange: exchange, Logger: r.log})
 		defer pub.Close()
-		out, err := bridges.NewOutbound(ctx, e.js, pub, bridges.OutboundOptions{
-			Name: name, Stream: st.StreamName(), SubjectPrefix: st.SubjectPrefix(), Workers: bridgeWorkers, BatchSize: bridgeBatch,
-			MaxAckPending: 2 * bridgeWorkers * bridgeBatch * 2, Logger: r.log,
-		})
-		if err != nil {
-			return err
-		}
-		defer func() { _ = out.Stop(context.WithoutCancel(ctx)) }()
-		return waitCount(ctx, total, consumerDone(ctx, e.js, st.StreamName(), name))
+		return r.runOutbound(ctx, e, st, pub, name, total)
 	}
 	raw := func(ctx context.Context, round int) error {
 		defer purgeQueue()
@@ -423,4 +415,18 @@ func parallel(n int, f func() error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// runOutbound moves the store's events to pub through an outbound bridge
+// named name until all total are acknowledged, then stops it.
+func (r *runner) runOutbound(ctx context.Context, e *env, st *lxjs.EventStore, pub bridges.Publisher, name string, total int) error {
+	out, err := bridges.NewOutbound(ctx, e.js, pub, bridges.OutboundOptions{
+		Name: name, Stream: st.StreamName(), SubjectPrefix: st.SubjectPrefix(), Workers: bridgeWorkers, BatchSize: bridgeBatch,
+		MaxAckPending: 2 * bridgeWorkers * bridgeBatch * 2, Logger: r.log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = out.Stop(context.WithoutCancel(ctx)) }()
+	return waitCount(ctx, total, consumerDone(ctx, e.js, st.StreamName(), name))
 }

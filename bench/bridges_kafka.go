@@ -66,15 +66,7 @@ func (r *runner) bridgeKafka(ctx context.Context, e *env) ([]Figure, error) {
 				return err
 			}
 			defer pub.Close()
-			out, err := bridges.NewOutbound(ctx, e.js, pub, bridges.OutboundOptions{
-				Name: name, Stream: st.StreamName(), SubjectPrefix: st.SubjectPrefix(), Workers: bridgeWorkers, BatchSize: bridgeBatch,
-				MaxAckPending: 2 * bridgeWorkers * bridgeBatch * 2, Logger: r.log,
-			})
-			if err != nil {
-				return err
-			}
-			defer func() { _ = out.Stop(context.WithoutCancel(ctx)) }()
-			return waitCount(ctx, total, consumerDone(ctx, e.js, st.StreamName(), name))
+			return r.runOutbound(ctx, e, st, pub, name, total)
 		}
 	}
 	raw := func(ctx context.Context, round int) error {

@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/lexigram/events/config"
@@ -96,27 +95,21 @@ configuration's (nats.urls, else the embedded server's host and port).`,
 func openDLQ(ctx context.Context, configPath, natsURL string) (*durable.DLQ, func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	nc, cfg, err := connectNode(ctx, configPath, natsURL, "lexigram dlq")
+	js, cfg, closeNATS, err := openJetStream(ctx, configPath, natsURL, "lexigram dlq")
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := jetstream.New(nc)
+	store, err := openStore(ctx, js, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	quiet := slog.New(slog.DiscardHandler)
-	store, err := openStore(ctx, js, cfg, quiet)
-	if err != nil {
-		nc.Close()
+		closeNATS()
 		return nil, nil, err
 	}
 	q, err := durable.OpenDLQ(ctx, js, store, durable.DLQOptions{Replicas: cfg.Store.Replicas, Storage: storageOf(cfg)})
 	if err != nil {
-		nc.Close()
+		closeNATS()
 		return nil, nil, err
 	}
-	return q, nc.Close, nil
+	return q, closeNATS, nil
 }
 
 // listDLQ prints a table, or JSON lines with everything an entry holds.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lexigram/events/config"
 	"github.com/lexigram/events/embedded"
@@ -42,6 +43,21 @@ func connectNode(ctx context.Context, configPath, natsURL, clientName string) (*
 		return nil, cfg, explainConnect(url, err, "is the node running? start it with `lexigram serve`, or pass --nats-url")
 	}
 	return nc, cfg, nil
+}
+
+// openJetStream connects to a running node's NATS (see connectNode) and
+// returns its JetStream and a func that closes the connection.
+func openJetStream(ctx context.Context, configPath, natsURL, clientName string) (jetstream.JetStream, config.Config, func(), error) {
+	nc, cfg, err := connectNode(ctx, configPath, natsURL, clientName)
+	if err != nil {
+		return nil, cfg, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, cfg, nil, err
+	}
+	return js, cfg, nc.Close, nil
 }
 
 // explainConnect turns a failed connect into an error that names where

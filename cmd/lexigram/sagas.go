@@ -151,30 +151,27 @@ configuration's (nats.urls, else the embedded server's host and port).`,
 func openOperator(ctx context.Context, configPath, natsURL, bucket string) (*sagas.Operator, func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	nc, cfg, err := connectNode(ctx, configPath, natsURL, "lexigram sagas")
+	js, cfg, closeNATS, err := openJetStream(ctx, configPath, natsURL, "lexigram sagas")
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := jetstream.New(nc)
+	op, err := openSagaStore(ctx, js, cfg, bucket)
 	if err != nil {
-		nc.Close()
+		closeNATS()
 		return nil, nil, err
 	}
+	return op, closeNATS, nil
+}
+
+func openSagaStore(ctx context.Context, js jetstream.JetStream, cfg config.Config, bucket string) (*sagas.Operator, error) {
 	if _, err := js.KeyValue(ctx, bucket); err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("open the saga instances' bucket %q: %w (has a saga manager run on this NATS? pass --bucket if it uses another)", bucket, err)
+		return nil, fmt.Errorf("open the saga instances' bucket %q: %w (has a saga manager run on this NATS? pass --bucket if it uses another)", bucket, err)
 	}
 	store, err := sagas.NewKVStore(ctx, js, sagas.KVOptions{Bucket: bucket, Replicas: cfg.Store.Replicas, Storage: storageOf(cfg)})
 	if err != nil {
-		nc.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	op, err := sagas.NewOperator(js, store, sagas.Options{})
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return op, nc.Close, nil
+	return sagas.NewOperator(js, store, sagas.Options{})
 }
 
 var allStates = []sagas.State{sagas.NotStarted, sagas.Started, sagas.Running, sagas.Completed, sagas.Failed, sagas.TimedOut,
