@@ -28,7 +28,15 @@ const conflictRetry = 100 * time.Millisecond
 // instance before each action or compensation (a run counted, a lease
 // taken) and after its result, each save a compare-and-set on the
 // revision it read, so two managers never advance one instance at once.
-func (m *Manager) advance(ctx context.Context, id string) rest {
+// started is the instance a start message held, whose first run is
+// counted already; nil for every other message.
+func (m *Manager) advance(ctx context.Context, id string, started *Instance) rest {
+	if started != nil {
+		if k := m.kindOf(started.Type); k != nil {
+			s := &stepper{m: m, k: k, in: *started, stored: started.Updated, saved: restingOf(started), counted: true}
+			return s.run(ctx)
+		}
+	}
 	in, err := m.store.Load(ctx, id)
 	var corrupt *CorruptError
 	switch {

@@ -14,10 +14,19 @@
 //
 // # How instances move
 //
+// An instance's ID is InstanceID(type, key), so a type has one instance
+// per association key and a store finds it by either without an index.
 // Start creates the instance (idempotently per saga type and association
-// key) and publishes a message on its subject in the manager's work stream
+// key), with its first step's run counted and leased to the message it
+// then publishes on the instance's subject in the manager's work stream
 // (LEXIGRAM_SAGAS, <prefix>.run.<type>.<id>, a work queue of its own, never
-// the event store's stream). Each saga type has one durable consumer that
+// the event store's stream). That message holds the instance, so the
+// manager taking it runs the first step without reading or writing it
+// first: a saga of n steps costs one create and n compare-and-sets. The
+// work stream is in memory unless Options.DurableWork: its messages only
+// say what to move on, and a manager that finds it lost (a server
+// restart) makes it again and moves every unfinished instance on. Each
+// saga type has one durable consumer that
 // every manager registering the type shares, so instances spread over the
 // processes; within a process, one instance's messages go to one worker.
 // The message is acknowledged when the instance rests: finished, stuck,

@@ -6,22 +6,15 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
 )
 
 // DefaultKVBucket is the bucket of KVOptions{}.
 const DefaultKVBucket = "lexigram_sagas"
-
-// kvCreateAttempts bounds Create's claim-or-read loop: it goes round again
-// only when the index entry it found is gone by the time it reads it,
-// which a Create that found the instance ID taken does as it backs out.
-const kvCreateAttempts = 3
 
 // KVOptions configures NewKVStore. The zero value works.
 type KVOptions struct {
@@ -34,22 +27,14 @@ type KVOptions struct {
 // needs nothing the event store does not already have. The bucket keeps
 // one value per key (history 1):
 //
-//	i.<instance ID>                   the instance: the JSON of Instance
-//	k.<saga type>.<EncodeToken(key)>  the association index: the instance's ID
+//	i.<instance ID>  the instance: the JSON of Instance
 //
-// where EncodeToken is the event store's (lxjs.EncodeToken), so any key
-// makes one valid KV key and no two keys share one. An instance's
-// Revision is the KV revision of its record, which grows with every write
-// to the bucket, not by one; Save writes with compare-and-set on it.
-//
-// Create makes two writes. It claims the index entry with a create-only
-// write, which one of any number of concurrent Creates for the key wins,
-// and then creates the record. A process that dies between the two
-// leaves an index entry without a record; the next Create for that key
-// then stores its instance under the ID the entry names, not its own, and
-// returns it with created true, so use the returned instance's ID. Save
-// writes only the record: an instance stays indexed under the type and
-// key it was created with.
+// An instance's ID is InstanceID(type, key), so the record is also its
+// key's index: Create is one create-only write, which one of any number
+// of concurrent Creates for the key wins, and FindByKey one read. An
+// instance's Revision is the KV revision of its record, which grows with
+// every write to the bucket, not by one; Save writes with compare-and-set
+// on it.
 type KVStore struct {
 	kv     jetstream.KeyValue
 	bucket string
@@ -122,12 +107,7 @@ func openKVBucket(ctx context.Context, js jetstream.JetStream, want jetstream.Ke
 
 func kvRecordKey(id string) string { return "i." + id }
 
-func kvIndexKey(sagaType, key string) string { return "k." + sagaType + "." + lxjs.EncodeToken(key) }
-
-// Create stores in unless an instance of its type has its key; see
-// KVStore for the ID it stores in under when an earlier Create died
-// halfway. An ID taken by an instance of another type or key is a
-// platform.ErrInvalidArgument.
+// Create stores in unless an instance of its type has its key.
 func (s *KVStore) Create(ctx context.Context, in Instance) (Instance, bool, error) {
 	if err := CheckNew(in); err != nil {
 		return Instance{}, false, err
@@ -136,43 +116,6 @@ func (s *KVStore) Create(ctx context.Context, in Instance) (Instance, bool, erro
 	if err != nil {
 		return Instance{}, false, err
 	}
-	index := kvIndexKey(in.Type, in.Key)
-	for range kvCreateAttempts {
-		claimed, err := s.kv.Create(ctx, index, []byte(in.ID))
-		if err == nil {
-			return s.createRecord(ctx, in, data, index, claimed)
-		}
-		if !kvConflict(err) {
-			return Instance{}, false, kvErr(err, "create saga instance %s: claim index key %q in bucket %q", in.ID, index, s.bucket)
-		}
-		id, err := s.indexed(ctx, index)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return Instance{}, false, err
-		}
-		stored, err := s.get(ctx, id)
-		if !errors.Is(err, platform.ErrSagaNotFound) {
-			return stored, false, err
-		}
-		// The entry's Create died before it stored the record: finish it
-		// with this instance.
-		in.ID = id
-		if data, err = encodeStored(in); err != nil {
-			return Instance{}, false, err
-		}
-		return s.createRecord(ctx, in, data, index, 0)
-	}
-	return Instance{}, false, platform.Errorf(platform.CodeStoreUnavailable,
-		"sagas: create saga instance %s: index key %q in bucket %q vanished under each of %d attempts: try again", in.ID, index, s.bucket, kvCreateAttempts)
-}
-
-// createRecord stores the record of in, whose index entry names in.ID.
-// claimed is the revision of the index entry this Create wrote, 0 when it
-// found the entry: a Create that claimed the entry and then finds the ID
-// taken by another instance removes the entry again.
-func (s *KVStore) createRecord(ctx context.Context, in Instance, data []byte, index string, claimed uint64) (Instance, bool, error) {
 	key := kvRecordKey(in.ID)
 	rev, err := s.kv.Create(ctx, key, data)
 	if err == nil {
@@ -192,39 +135,7 @@ func (s *KVStore) createRecord(ctx context.Context, in Instance, data []byte, in
 	if err != nil {
 		return Instance{}, false, err
 	}
-	if claimed == 0 || stored.Type == in.Type && stored.Key == in.Key {
-		// Another Create for the key finished the record first.
-		return stored, false, nil
-	}
-	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := s.kv.Delete(cleanup, index, jetstream.LastRevision(claimed)); err != nil {
-		return Instance{}, false, kvErr(err,
-			"create saga instance %s: the ID is taken by an instance of type %q with key %q, and index key %q could not be removed again: delete it",
-			in.ID, stored.Type, stored.Key, index)
-	}
-	return Instance{}, false, platform.Errorf(platform.CodeInvalidArgument,
-		"sagas: create saga instance %s of type %q with key %q: the ID is taken by an instance of type %q with key %q: give every instance its own ID",
-		in.ID, in.Type, in.Key, stored.Type, stored.Key)
-}
-
-// indexed returns the instance ID an index entry names;
-// jetstream.ErrKeyNotFound when there is no entry.
-func (s *KVStore) indexed(ctx context.Context, index string) (string, error) {
-	entry, err := s.kv.Get(ctx, index)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return "", err
-	}
-	if err != nil {
-		return "", kvErr(err, "get index key %q in bucket %q", index, s.bucket)
-	}
-	id := string(entry.Value())
-	if err := CheckID(id); err != nil {
-		return "", platform.Errorf(platform.CodeCorruptSaga,
-			"sagas: index key %q in bucket %q (revision %d) does not hold a saga instance ID: %w: delete the key, and the next Create for the key starts a new instance",
-			index, s.bucket, entry.Revision(), err)
-	}
-	return id, nil
+	return stored, false, nil
 }
 
 // Load returns the instance with the ID.
@@ -255,8 +166,8 @@ func (s *KVStore) get(ctx context.Context, id string) (Instance, error) {
 	return in, nil
 }
 
-// FindByKey returns the instance of the type with the association key,
-// reading its index entry and then its record.
+// FindByKey returns the instance of the type with the association key:
+// the record of InstanceID(sagaType, key).
 func (s *KVStore) FindByKey(ctx context.Context, sagaType, key string) (Instance, error) {
 	if err := CheckType(sagaType); err != nil {
 		return Instance{}, err
@@ -264,21 +175,11 @@ func (s *KVStore) FindByKey(ctx context.Context, sagaType, key string) (Instance
 	if err := CheckKey(sagaType, key); err != nil {
 		return Instance{}, err
 	}
-	index := kvIndexKey(sagaType, key)
-	id, err := s.indexed(ctx, index)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	in, err := s.get(ctx, InstanceID(sagaType, key))
+	if errors.Is(err, platform.ErrSagaNotFound) {
 		return Instance{}, platform.Errorf(platform.CodeSagaNotFound,
 			"sagas: no saga instance of type %q has association key %q in bucket %q: %w: start one, or check the type, the key and KVOptions.Bucket",
 			sagaType, key, s.bucket, err)
-	}
-	if err != nil {
-		return Instance{}, err
-	}
-	in, err := s.get(ctx, id)
-	if errors.Is(err, platform.ErrSagaNotFound) {
-		return Instance{}, platform.Errorf(platform.CodeSagaNotFound,
-			"sagas: association key %q of saga type %q names instance %s, whose Create did not finish: %w: Create it again to finish it",
-			key, sagaType, id, err)
 	}
 	return in, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/lexigram/events/embedded"
 	"github.com/lexigram/events/embedded/embeddedtest"
-	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
 	"github.com/lexigram/events/sagas"
 	"github.com/lexigram/events/sagas/sagatest"
@@ -95,15 +95,15 @@ func TestKVStoreDefaults(t *testing.T) {
 func TestKVStoreLayout(t *testing.T) {
 	env := newKVEnv(t, sagas.KVOptions{Bucket: "sagas-layout", Storage: jetstream.MemoryStorage})
 	ctx := kvContext(t)
-	stored, _, err := env.store.Create(ctx, sagas.Instance{ID: "layout-1", Type: "order-saga", Key: "a.b c", State: sagas.Started})
+	id := sagas.InstanceID("order-saga", "a.b c")
+	stored, _, err := env.store.Create(ctx, sagas.Instance{ID: id, Type: "order-saga", Key: "a.b c", State: sagas.Started})
 	if err != nil {
 		t.Fatal(err)
 	}
-	index, err := env.kv.Get(ctx, "k.order-saga."+lxjs.EncodeToken("a.b c"))
-	if err != nil || string(index.Value()) != "layout-1" {
-		t.Fatalf("index entry: %v, %v; want the ID layout-1", index, err)
+	if keys, err := env.kv.Keys(ctx); err != nil || !slices.Equal(keys, []string{"i." + id}) {
+		t.Fatalf("the bucket holds keys %v (%v), want only the record i.%s", keys, err, id)
 	}
-	record, err := env.kv.Get(ctx, "i.layout-1")
+	record, err := env.kv.Get(ctx, "i."+id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,41 +114,13 @@ func TestKVStoreLayout(t *testing.T) {
 	if err := json.Unmarshal(record.Value(), &fields); err != nil {
 		t.Fatalf("record %s is not a JSON object: %v", record.Value(), err)
 	}
-	if fields["id"] != "layout-1" || fields["key"] != "a.b c" || fields["state"] != "STARTED" {
+	if fields["id"] != id || fields["key"] != "a.b c" || fields["state"] != "STARTED" {
 		t.Errorf("record %s lacks the instance's fields", record.Value())
 	}
 	for name := range fields {
 		if strings.EqualFold(name, "revision") {
 			t.Errorf("record %s encodes the revision", record.Value())
 		}
-	}
-}
-
-func TestKVStoreFinishesAnInterruptedCreate(t *testing.T) {
-	env := newKVEnv(t, sagas.KVOptions{Storage: jetstream.MemoryStorage})
-	ctx := kvContext(t)
-	// What a process leaves that died between claiming the key and
-	// storing the record.
-	if _, err := env.kv.Create(ctx, "k.order-saga.o-1", []byte("ghost-1")); err != nil {
-		t.Fatal(err)
-	}
-	_, err := env.store.FindByKey(ctx, "order-saga", "o-1")
-	if !errors.Is(err, platform.ErrSagaNotFound) || !strings.Contains(err.Error(), "did not finish") {
-		t.Errorf("find the half-created instance: got %v, want ErrSagaNotFound saying its Create did not finish", err)
-	}
-	stored, created, err := env.store.Create(ctx, sagas.Instance{ID: "new-1", Type: "order-saga", Key: "o-1", State: sagas.Started, Step: 5})
-	if err != nil || !created {
-		t.Fatalf("create over the half-created instance: created %v, error %v; want created", created, err)
-	}
-	if stored.ID != "ghost-1" || stored.Step != 5 {
-		t.Errorf("created instance %s with step %d, want the indexed ID ghost-1 with the new instance's step 5", stored.ID, stored.Step)
-	}
-	if _, err := env.store.Load(ctx, "new-1"); !errors.Is(err, platform.ErrSagaNotFound) {
-		t.Errorf("load the ID given to Create: got %v, want ErrSagaNotFound: it was stored as ghost-1", err)
-	}
-	again, created, err := env.store.Create(ctx, sagas.Instance{ID: "new-2", Type: "order-saga", Key: "o-1", State: sagas.Started})
-	if err != nil || created || again.ID != "ghost-1" || again.Revision != stored.Revision {
-		t.Errorf("create once more: %s at revision %d, created %v, error %v; want ghost-1 at %d, not created", again.ID, again.Revision, created, err, stored.Revision)
 	}
 }
 
@@ -180,14 +152,6 @@ func TestKVStoreCorruptRecords(t *testing.T) {
 			t.Errorf("corrupt error %q does not name the key", err)
 		}
 	}
-	// An index entry that names no valid ID.
-	if _, err := env.kv.Put(ctx, "k.order-saga.broken", []byte("not an ID")); err != nil {
-		t.Fatal(err)
-	}
-	_, err := env.store.FindByKey(ctx, "order-saga", "broken")
-	if !errors.Is(err, platform.ErrCorruptSaga) || !strings.Contains(err.Error(), "k.order-saga.broken") {
-		t.Errorf("find through a broken index entry: got %v, want ErrCorruptSaga naming the key", err)
-	}
 }
 
 func TestKVStoreBucketConflicts(t *testing.T) {
@@ -218,7 +182,8 @@ func TestKVStoreBucketConflicts(t *testing.T) {
 	}
 
 	// A bucket that fits is bound to, with what it holds.
-	stored, _, err := env.store.Create(ctx, sagas.Instance{ID: "kept", Type: "order-saga", Key: "o-1"})
+	kept := sagas.InstanceID("order-saga", "o-1")
+	stored, _, err := env.store.Create(ctx, sagas.Instance{ID: kept, Type: "order-saga", Key: "o-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +191,7 @@ func TestKVStoreBucketConflicts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bind to the store's own bucket again: %v", err)
 	}
-	if got, err := again.Load(ctx, "kept"); err != nil || got.Revision != stored.Revision {
+	if got, err := again.Load(ctx, kept); err != nil || got.Revision != stored.Revision {
 		t.Errorf("the second store loads %+v, %v; want the instance the first stored", got, err)
 	}
 }

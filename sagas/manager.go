@@ -18,12 +18,23 @@ import (
 
 // Options configure a Manager. The zero value works with a store given to
 // NewManager: the work stream LEXIGRAM_SAGAS on lexigram.sagas.>, one
-// replica, file storage, five tries of each action and compensation.
+// replica, in memory; timers on file storage; five tries of each action
+// and compensation.
 type Options struct {
 	Stream        string // the work stream; default "LEXIGRAM_SAGAS"
 	SubjectPrefix string // its subjects' first tokens; default "lexigram.sagas"
 	Replicas      int    // default 1
-	Storage       jetstream.StorageType
+	// Storage is the timer stream's storage (zero: file).
+	Storage jetstream.StorageType
+	// DurableWork keeps the work stream on Storage too. By default it
+	// is in memory: its messages only say which instance to move on
+	// next, the instances are in the store, and a write to disk (an
+	// fsync, on a server that syncs every write) per start would make
+	// every saga slower. A server restart empties it; a manager that
+	// finds it gone or new moves every unfinished instance on, as Run
+	// does at start. Set DurableWork to spare a large backlog that
+	// rescan, at one more disk write per start.
+	DurableWork bool
 	// Commands is the bus Context.Send dispatches on. Put the
 	// handlers.Idempotency middleware on it so that a step run again
 	// after a crash does not apply its commands twice.
@@ -120,6 +131,11 @@ type Manager struct {
 	kinds map[string]*kind
 
 	stream jetstream.Stream
+	// restore asks watchWork to check that the work stream still is the
+	// one the consumers were made on.
+	restore     chan struct{}
+	resumed     chan struct{} // closed once Run has resumed what was unfinished (tests)
+	resumedOnce sync.Once
 	// What the server has: message schedules (2.12) for durable timers,
 	// priority groups (2.11) for the exclusive event listeners.
 	schedules, priorityGroups bool
@@ -139,6 +155,8 @@ func NewManager(ctx context.Context, js jetstream.JetStream, store Store, opts O
 		return nil, err
 	}
 	m := &Manager{js: js, store: store, opts: opts, log: opts.Logger, id: platform.NewEventID(), kinds: map[string]*kind{},
+		restore:        make(chan struct{}, 1),
+		resumed:        make(chan struct{}),
 		schedules:      schedulesSupported(js),
 		priorityGroups: lxjs.ServerAtLeast(js.Conn().ConnectedServerVersion(), 2, 11),
 	}
@@ -243,10 +261,13 @@ func (m *Manager) Start(ctx context.Context, sagaType, key string, data any) (In
 		return Instance{}, err
 	}
 	now := time.Now().UTC()
+	// Created with its first run counted and leased to the start
+	// message, so that the manager that takes the message runs the first
+	// step without a write of its own.
 	in := Instance{
-		ID: platform.NewEventID(), Type: sagaType, Key: key, State: Started, Data: raw,
+		ID: InstanceID(sagaType, key), Type: sagaType, Key: key, State: Started, Attempt: 1, Data: raw,
 		CorrelationID: platform.CorrelationID(ctx), CausationID: platform.CausationID(ctx),
-		Trace:   traceOf(ctx),
+		Trace: traceOf(ctx), Owner: startLease, LeaseUntil: now.Add(m.opts.AckWait),
 		Created: now, Updated: now,
 	}
 	if in.CorrelationID == "" {
@@ -259,15 +280,19 @@ func (m *Manager) Start(ctx context.Context, sagaType, key string, data any) (In
 	if err != nil {
 		return Instance{}, err
 	}
-	if created {
+	why := "start"
+	switch {
+	case created:
 		m.opts.Metrics.instance(sagaType, "started")
-	}
-	if !created && stored.State != Started {
+	case stored.State != Started:
 		return stored, nil
+	default:
+		// Created but not yet moved: its first process may have died
+		// between the two writes. The start message's lease is not this
+		// message's to take.
+		why = "resume"
 	}
-	// Also for an instance created but not yet moved: its first process
-	// may have died between the two writes.
-	if err := m.kick(ctx, stored, "start"); err != nil {
+	if err := m.kick(ctx, stored, why); err != nil {
 		return Instance{}, err
 	}
 	return stored, nil
@@ -305,7 +330,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := m.resumeAll(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		m.log.WarnContext(ctx, "sagas: could not move on every unfinished instance at start; each moves on its next message", "error", err)
 	}
-	<-ctx.Done()
+	m.resumedOnce.Do(func() { close(m.resumed) })
+	m.watchWork(ctx, w)
 	return nil
 }
 

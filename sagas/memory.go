@@ -19,7 +19,6 @@ import (
 type MemoryStore struct {
 	mu      sync.Mutex
 	records map[string]memoryRecord // by instance ID
-	index   map[memoryKey]string    // instance ID by type and association key
 }
 
 type memoryRecord struct {
@@ -27,17 +26,14 @@ type memoryRecord struct {
 	revision uint64
 }
 
-type memoryKey struct{ sagaType, key string }
-
 var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty store.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{records: map[string]memoryRecord{}, index: map[memoryKey]string{}}
+	return &MemoryStore{records: map[string]memoryRecord{}}
 }
 
-// Create stores in unless an instance of its type has its key. An ID
-// taken by another instance is a platform.ErrInvalidArgument.
+// Create stores in unless an instance of its type has its key.
 func (s *MemoryStore) Create(_ context.Context, in Instance) (Instance, bool, error) {
 	if err := CheckNew(in); err != nil {
 		return Instance{}, false, err
@@ -48,22 +44,11 @@ func (s *MemoryStore) Create(_ context.Context, in Instance) (Instance, bool, er
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := memoryKey{in.Type, in.Key}
-	if id, ok := s.index[k]; ok {
-		stored, err := s.record(id)
+	if _, ok := s.records[in.ID]; ok {
+		stored, err := s.record(in.ID)
 		return stored, false, err
 	}
-	if taken, ok := s.records[in.ID]; ok {
-		other, err := decodeStored(in.ID, taken.data)
-		if err != nil {
-			return Instance{}, false, err
-		}
-		return Instance{}, false, platform.Errorf(platform.CodeInvalidArgument,
-			"sagas: memory store: create saga instance %s of type %q with key %q: the ID is taken by an instance of type %q with key %q: give every instance its own ID",
-			in.ID, in.Type, in.Key, other.Type, other.Key)
-	}
 	s.records[in.ID] = memoryRecord{data: data, revision: 1}
-	s.index[k] = in.ID
 	stored, err := s.record(in.ID)
 	return stored, true, err
 }
@@ -88,8 +73,8 @@ func (s *MemoryStore) FindByKey(_ context.Context, sagaType, key string) (Instan
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id, ok := s.index[memoryKey{sagaType, key}]
-	if !ok {
+	id := InstanceID(sagaType, key)
+	if _, ok := s.records[id]; !ok {
 		return Instance{}, platform.Errorf(platform.CodeSagaNotFound,
 			"sagas: memory store: no saga instance of type %q has association key %q: start one, or check the type and the key", sagaType, key)
 	}
@@ -97,8 +82,7 @@ func (s *MemoryStore) FindByKey(_ context.Context, sagaType, key string) (Instan
 }
 
 // Save writes in over the stored instance if that is still at
-// in.Revision. The instance stays indexed under the type and key it was
-// created with, as in KVStore.
+// in.Revision.
 func (s *MemoryStore) Save(_ context.Context, in Instance) (uint64, error) {
 	if err := CheckID(in.ID); err != nil {
 		return 0, err

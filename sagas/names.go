@@ -1,6 +1,8 @@
 package sagas
 
 import (
+	"crypto/sha256"
+	"encoding/base32"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,10 +11,10 @@ import (
 	"github.com/lexigram/events/platform"
 )
 
-// The limits on an instance's names. KVStore keys hold the type and the
-// escaped association key (up to three bytes for one), and NATS closes the
-// connection of a client whose subject outgrows its protocol line (4096
-// bytes by default), so the names are bounded. Every store applies these
+// The limits on an instance's names. Types and IDs are subject tokens,
+// and NATS closes the connection of a client whose subject outgrows its
+// protocol line (4096 bytes by default); keys go into PostgreSQL indexes
+// and every record, so the names are bounded. Every store applies these
 // rules (CheckNew and the others below), so that a saga that runs on one
 // store runs on the others.
 const (
@@ -30,8 +32,8 @@ func CheckID(id string) error {
 	return nil
 }
 
-// CheckType checks a saga type name, the middle of the KV key
-// "k.<type>.<key token>".
+// CheckType checks a saga type name: it is a subject token of the work
+// stream and a metric label.
 func CheckType(sagaType string) error {
 	if problem := tokenProblem(sagaType, maxStoredTypeLen); problem != "" {
 		return platform.Errorf(platform.CodeInvalidArgument,
@@ -60,7 +62,23 @@ func CheckKey(sagaType, key string) error {
 	return platform.Errorf(platform.CodeInvalidArgument, "sagas: association key %q of saga type %q %s", key, sagaType, problem)
 }
 
-// CheckNew checks the names of an instance to create.
+// InstanceID is the ID of the instance of a saga type with an
+// association key: 26 letters and digits of a SHA-256 of the two, the
+// same in every process and store. A type has one instance per key, so
+// the ID needs no index to be found from the key, and a store makes sure
+// a key has one instance by creating its ID once.
+func InstanceID(sagaType, key string) string {
+	h := sha256.New()
+	h.Write([]byte(sagaType))
+	h.Write([]byte{0}) // neither a type nor a key holds a NUL
+	h.Write([]byte(key))
+	return instanceIDEncoding.EncodeToString(h.Sum(nil)[:16])
+}
+
+var instanceIDEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// CheckNew checks the names of an instance to create, and that its ID
+// is InstanceID(in.Type, in.Key).
 func CheckNew(in Instance) error {
 	if err := CheckType(in.Type); err != nil {
 		return err
@@ -68,7 +86,14 @@ func CheckNew(in Instance) error {
 	if err := CheckID(in.ID); err != nil {
 		return err
 	}
-	return CheckKey(in.Type, in.Key)
+	if err := CheckKey(in.Type, in.Key); err != nil {
+		return err
+	}
+	if want := InstanceID(in.Type, in.Key); in.ID != want {
+		return platform.Errorf(platform.CodeInvalidArgument,
+			"sagas: saga instance ID %q is not the ID of type %q and key %q: set it to sagas.InstanceID(type, key), %q", in.ID, in.Type, in.Key, want)
+	}
+	return nil
 }
 
 // validateStoredQuery checks what List cannot take.

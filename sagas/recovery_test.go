@@ -3,12 +3,15 @@ package sagas_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/lexigram/events/embedded"
 	"github.com/lexigram/events/embedded/embeddedtest"
 	"github.com/lexigram/events/handlers"
 	"github.com/lexigram/events/sagas"
@@ -129,5 +132,85 @@ func TestSagaManyInstancesTwoProcesses(t *testing.T) {
 				t.Fatalf("%s of instance %d applied %d times", c, i, got)
 			}
 		}
+	}
+}
+
+// TestSagaWorkSurvivesAServerRestart: the work stream is in memory, so
+// a server restart empties it, and with it the message of an instance
+// waiting for a retry. The manager, still running, finds the stream gone
+// when its connection comes back, makes it again and moves the instance
+// on long before its retry (a minute away) would have come.
+func TestSagaWorkSurvivesAServerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts a server")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	start := func(port int) *embedded.Server {
+		t.Helper()
+		s, err := embedded.Start(ctx, embedded.Options{Port: port, DataDir: dir, Logger: embeddedtest.Logger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	srv := start(embedded.RandomPort)
+	// Stopped after the manager (cleanups run last first), which drains
+	// its consumers as it stops.
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	url := srv.ClientURL()
+	port, err := strconv.Atoi(url[strings.LastIndexByte(url, ':')+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	store, err := sagas.NewKVStore(ctx, js, sagas.KVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &ledger{fail: map[string]int{"charge": 1}}
+	m := runManager(t, js, store, sagas.Options{Commands: bus(t, l), Retry: sagas.Retry{Initial: time.Minute},
+		Logger: embeddedtest.Logger(t)}, fulfillment())
+	sagas.WaitResumed(t, m) // a resume would run the retry at once
+	in, err := m.Start(ctx, "fulfillment", "o-1", order{Order: "o-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got, err := store.Load(ctx, in.ID)
+		if err == nil && len(got.History) > 0 && got.History[len(got.History)-1].Outcome == "retry" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the charge step did not fail once within 20s: %+v, %v", got, err)
+		}
+	}
+
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+	srv = start(port)
+
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, err := store.Load(ctx, in.ID)
+		if err == nil && got.State == sagas.Completed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart the instance is %s (%v), not completed within 20s; its retry was a minute away", got.State, err)
+		}
+	}
+	if n := l.count("charge o-1"); n != 1 {
+		t.Errorf("charge applied %d times, want 1", n)
+	}
+	if n := l.count("reserve o-1"); n != 1 {
+		t.Errorf("reserve applied %d times, want 1", n)
 	}
 }

@@ -123,7 +123,7 @@ func TestStoreConformance(t *testing.T) {
 func TestRevisionsCountFromOne(t *testing.T) {
 	env := newPGEnv(t)
 	ctx := testContext(t)
-	in, _, err := env.store.Create(ctx, sagas.Instance{ID: "rev-1", Type: "order-saga", Key: "o-1", State: sagas.Started})
+	in, _, err := env.store.Create(ctx, sagas.Instance{ID: sagas.InstanceID("order-saga", "o-1"), Type: "order-saga", Key: "o-1", State: sagas.Started})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestRevisionsCountFromOne(t *testing.T) {
 func TestColumns(t *testing.T) {
 	env := newPGEnv(t)
 	ctx := testContext(t)
-	in, _, err := env.store.Create(ctx, sagas.Instance{ID: "col-1", Type: "order-saga", Key: "o-1", State: sagas.Started})
+	in, _, err := env.store.Create(ctx, sagas.Instance{ID: sagas.InstanceID("order-saga", "o-1"), Type: "order-saga", Key: "o-1", State: sagas.Started})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestColumns(t *testing.T) {
 	var sagaType, key, state string
 	var rev int64
 	var created, updated time.Time
-	err = env.pool.QueryRow(ctx, "SELECT type, key, state, revision, created, updated FROM "+env.table+" WHERE id = 'col-1'").
+	err = env.pool.QueryRow(ctx, "SELECT type, key, state, revision, created, updated FROM "+env.table+" WHERE id = $1", in.ID).
 		Scan(&sagaType, &key, &state, &rev, &created, &updated)
 	if err != nil {
 		t.Fatal(err)
@@ -179,10 +179,11 @@ func TestColumns(t *testing.T) {
 func TestCorruptRowListsByItsColumns(t *testing.T) {
 	env := newPGEnv(t)
 	ctx := testContext(t)
-	if _, _, err := env.store.Create(ctx, sagas.Instance{ID: "bad", Type: "order-saga", Key: "o-1", State: sagas.Running}); err != nil {
+	bad, _, err := env.store.Create(ctx, sagas.Instance{ID: sagas.InstanceID("order-saga", "o-1"), Type: "order-saga", Key: "o-1", State: sagas.Running})
+	if err != nil {
 		t.Fatal(err)
 	}
-	env.corruptRow(t, "bad")
+	env.corruptRow(t, bad.ID)
 	for _, c := range []struct {
 		q    sagas.Query
 		want int
@@ -210,7 +211,7 @@ func TestQuotedNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Create(ctx, sagas.Instance{ID: "q-1", Type: "order-saga", Key: "o-1"}); err != nil {
+	if _, _, err := s.Create(ctx, sagas.Instance{ID: sagas.InstanceID("order-saga", "o-1"), Type: "order-saga", Key: "o-1"}); err != nil {
 		t.Fatal(err)
 	}
 	var n int
@@ -267,7 +268,7 @@ func TestConcurrentNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Create(ctx, sagas.Instance{ID: "c-1", Type: "order-saga", Key: "o-1"}); err != nil {
+	if _, _, err := s.Create(ctx, sagas.Instance{ID: sagas.InstanceID("order-saga", "o-1"), Type: "order-saga", Key: "o-1"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -276,8 +277,8 @@ func TestNULRefused(t *testing.T) {
 	env := newPGEnv(t)
 	ctx := testContext(t)
 	for _, in := range []sagas.Instance{
-		{ID: "nul-1", Type: "order-saga", Key: "o-1", Error: "a\x00b"},
-		{ID: "nul-2", Type: "order-saga", Key: "o-2", Data: []byte(`{"s":"\u0000"}`)},
+		{ID: sagas.InstanceID("order-saga", "o-1"), Type: "order-saga", Key: "o-1", Error: "a\x00b"},
+		{ID: sagas.InstanceID("order-saga", "o-2"), Type: "order-saga", Key: "o-2", Data: []byte(`{"s":"\u0000"}`)},
 	} {
 		_, _, err := env.store.Create(ctx, in)
 		if !errors.Is(err, platform.ErrInvalidArgument) || !strings.Contains(err.Error(), "NUL") {
