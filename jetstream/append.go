@@ -47,6 +47,10 @@ const (
 // Append stores events at the end of the aggregate's history if its
 // version matches expected; several events go in one atomic batch.
 func (s *EventStore) Append(ctx context.Context, stream platform.StreamID, expected platform.ExpectedVersion, events []platform.Envelope) (platform.AppendResult, error) {
+	dur := s.dur.Load() // the durability this append is sent with
+	if dur.refusal != nil {
+		return platform.AppendResult{}, dur.refusal
+	}
 	events = slices.Clone(events) // Prepare completes the envelopes; the caller's stay as they were
 	bodies, err := platform.Prepare(ctx, s.registry, s.codec, stream, events)
 	if err != nil {
@@ -69,10 +73,17 @@ func (s *EventStore) Append(ctx context.Context, stream platform.StreamID, expec
 	if err := a.checkSizes(); err != nil {
 		return platform.AppendResult{}, err
 	}
+	var res platform.AppendResult
 	if s.group != nil {
-		return s.group.append(ctx, a)
+		res, err = s.group.append(ctx, a)
+	} else {
+		res, err = a.run(ctx)
 	}
-	return a.run(ctx)
+	if err != nil {
+		return platform.AppendResult{}, err
+	}
+	res.Durability = dur.d
+	return res, nil
 }
 
 // appendOp is one Append call: what to write and what it expects.

@@ -25,4 +25,36 @@
 // requests) and reads to the last, skipping what the leader has deleted:
 // a read sees the appends and deletes made before it.
 // ReadAll and Subscribe (the live tail) use an ordered consumer.
+//
+// # Durability
+//
+// The store reports what an acknowledged append survives
+// (platform.Durability): the stream's storage, replicas and persist mode
+// from its configuration, and the fsync setting of the servers holding
+// it, which is server-wide (jetstream { sync_interval }, default 2m;
+// "always" fsyncs every write before the ack, on R>1 through the Raft
+// log). The setting comes from Options.ServerSync when the caller knows
+// it (an embedded server), else from the servers' VARZ, which only the
+// system account answers (syncsettings.go); refused, the setting is
+// "unknown" and says why, never guessed. It is computed when the store
+// opens and by RefreshDurability, and every AppendResult carries the
+// one in force, so appends make no extra round trip for it.
+//
+// Options.RequireDurability is the least level the store works with,
+// each including the ones below it (platform.DurabilityLevel has the
+// full definitions):
+//
+//   - any: whatever the stream gives;
+//   - replicated: survives the crash or power loss of any one server:
+//     file storage and 3 or more replicas (a quorum of 2 that outlives
+//     one server; 2 replicas do not count), or fsync before ack;
+//   - fsync: survives the power loss of every server: file storage and
+//     sync_interval: always verified on every server holding the stream.
+//
+// An unknown sync setting never counts as fsync: it meets replicated
+// through 3 replicas only. Below the level New fails with a
+// platform.CodeDurability error naming what is in force and how to
+// change it; a stream changed underneath (replicas lowered) is noticed
+// by RefreshDurability, after which appends fail the same way until a
+// refresh finds the level again.
 package jetstream

@@ -8,8 +8,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lexigram/events/platform"
@@ -33,6 +36,22 @@ type Options struct {
 	// where the server fsyncs every write on R1 file storage (see
 	// GroupCommit).
 	GroupCommit GroupCommit
+
+	// RequireDurability is the least durability the store works with
+	// (platform.DurabilityAny, DurabilityReplicated, DurabilityFsync; ""
+	// is any; see the package documentation): below it New fails, and
+	// appends fail once RefreshDurability finds the stream below it.
+	RequireDurability platform.DurabilityLevel
+	// ServerSync is the servers' fsync setting when the caller knows it,
+	// as for an embedded server in this process (its JetStreamConfig()).
+	// Nil: the store asks the servers' VARZ ($SYS.REQ.SERVER.PING.VARZ),
+	// which only the system account answers; otherwise the setting is
+	// reported unknown, never guessed.
+	ServerSync *ServerSync
+	// SystemConn is a system-account connection for that question; nil:
+	// the store's own connection, answered if its account imports the
+	// subject from the system account.
+	SystemConn *nats.Conn
 }
 
 // EventStore is a platform.EventStore on a JetStream stream.
@@ -46,6 +65,10 @@ type EventStore struct {
 	maxMsg   int // the server's max_payload
 	getter   *batchGetter
 	group    *committer // nil without group commit
+
+	dur   atomic.Pointer[durabilityState] // what appends report, and refuse on
+	durMu sync.Mutex                      // serialises RefreshDurability
+	syncs SyncSettings                    // the servers' fsync settings; guarded by durMu
 }
 
 // Capabilities are what the connected server can do for the store.
@@ -72,6 +95,9 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*EventStore
 	if s.stream, err = s.ensureStream(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.openDurability(ctx, s.stream.CachedInfo()); err != nil {
+		return nil, err
+	}
 	s.getter = newBatchGetter(js, opts.Stream)
 	switch {
 	case opts.GroupCommit.Enabled && s.caps.AtomicBatch:
@@ -82,7 +108,8 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*EventStore
 	}
 	opts.Logger.InfoContext(ctx, "event store ready", "stream", opts.Stream, "subjects", opts.SubjectPrefix+".>",
 		"server", s.caps.ServerVersion, "api_level", s.caps.APILevel, "atomic_batch", s.caps.AtomicBatch,
-		"replicas", opts.Replicas, "storage", opts.Storage.String(), "group_commit", s.group != nil)
+		"replicas", opts.Replicas, "storage", opts.Storage.String(), "group_commit", s.group != nil,
+		"durability", s.Durability().String(), "durability_level", s.Durability().Level())
 	return s, nil
 }
 
@@ -134,6 +161,9 @@ func withDefaults(o Options) Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if l, err := platform.ParseDurabilityLevel(string(o.RequireDurability)); err == nil {
+		o.RequireDurability = l
+	}
 	return o
 }
 
@@ -153,6 +183,10 @@ func validate(o Options) error {
 	}
 	if o.MaxAge < 0 || o.MaxBytes < 0 {
 		errs = append(errs, platform.Errorf(platform.CodeInvalidArgument, "max age %v and max bytes %d: use 0 for no limit, or a positive limit", o.MaxAge, o.MaxBytes))
+	}
+	if _, err := platform.ParseDurabilityLevel(string(o.RequireDurability)); err != nil {
+		errs = append(errs, platform.Errorf(platform.CodeInvalidArgument, "require durability %q: use %q, %q or %q", o.RequireDurability,
+			platform.DurabilityAny, platform.DurabilityReplicated, platform.DurabilityFsync))
 	}
 	if o.DuplicateWindow < 100*time.Millisecond {
 		errs = append(errs, platform.Errorf(platform.CodeInvalidArgument, "duplicate window %v: use at least 100ms; it must outlast your retries", o.DuplicateWindow))

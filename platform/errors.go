@@ -37,6 +37,7 @@ const (
 	CodeSagaConflict       Code = "LXE-023" // a saga instance moved under a compare-and-set
 	CodeCorruptSaga        Code = "LXE-024" // a stored saga instance that cannot be decoded
 	CodeBridgeDelivery     Code = "LXE-025" // a bridge could not move a message to or from another broker
+	CodeDurability         Code = "LXE-026" // the durability in force is below the one required
 )
 
 // Error is the error type of the platform: a stable code, a message for
@@ -96,6 +97,7 @@ var (
 	ErrSagaConflict       = &Error{Code: CodeSagaConflict}
 	ErrCorruptSaga        = &Error{Code: CodeCorruptSaga}
 	ErrBridgeDelivery     = &Error{Code: CodeBridgeDelivery}
+	ErrDurability         = &Error{Code: CodeDurability}
 )
 
 // Errorf builds an *Error with a formatted message; a %w verb in format

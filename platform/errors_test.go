@@ -133,6 +133,7 @@ func TestSentinels(t *testing.T) {
 		platform.CodeConfigConflict:     platform.ErrConfigConflict,
 		platform.CodeCheckpointConflict: platform.ErrCheckpointConflict,
 		platform.CodeBridgeDelivery:     platform.ErrBridgeDelivery,
+		platform.CodeDurability:         platform.ErrDurability,
 	}
 	for code, sentinel := range sentinels {
 		err := fmt.Errorf("ctx: %w", &platform.Error{Code: code, Message: "something"})
@@ -181,8 +182,9 @@ func TestCodesAreStable(t *testing.T) {
 		platform.CodeSagaConflict:       "LXE-023",
 		platform.CodeCorruptSaga:        "LXE-024",
 		platform.CodeBridgeDelivery:     "LXE-025",
+		platform.CodeDurability:         "LXE-026",
 	}
-	if len(want) != 18 {
+	if len(want) != 19 {
 		t.Fatal("two codes share a value")
 	}
 	for code, s := range want {

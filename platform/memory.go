@@ -43,6 +43,13 @@ type memStream struct {
 	index   []uint64 // positions of the stored versions, oldest first
 }
 
+// memoryDurability is the durability of every MemoryEventStore append:
+// in memory only, lost with the process.
+var memoryDurability = Durability{Storage: "memory", Replicas: 1, Source: "in-process memory store"}
+
+// Durability is what every append survives: "in memory only".
+func (s *MemoryEventStore) Durability() Durability { return memoryDurability }
+
 // NewMemoryEventStore returns an empty in-memory event store.
 func NewMemoryEventStore(opts MemoryOptions) *MemoryEventStore {
 	if opts.Registry == nil {
@@ -88,7 +95,7 @@ func (s *MemoryEventStore) Append(ctx context.Context, stream StreamID, expected
 		s.streams[stream] = st
 	}
 	now := time.Now().UTC()
-	res := AppendResult{FirstVersion: current + 1, FirstPosition: s.head + 1}
+	res := AppendResult{FirstVersion: current + 1, FirstPosition: s.head + 1, Durability: memoryDurability}
 	for i := range events {
 		s.head++
 		st.version++

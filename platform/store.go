@@ -44,12 +44,16 @@ type Envelope struct {
 // Revision returns the envelope's place in its aggregate's history.
 func (e *Envelope) Revision() Revision { return Revision{Version: e.Version, Position: e.Position} }
 
-// AppendResult says where an append landed.
+// AppendResult says where an append landed, and how durably.
 type AppendResult struct {
 	FirstVersion  uint64
 	LastVersion   uint64
 	FirstPosition uint64
 	LastPosition  uint64
+	// Durability is what the append survives, as the store knew it when
+	// the append was sent: "fsync before ack on 3 replicas", "in memory
+	// only".
+	Durability Durability
 }
 
 // Revision is the aggregate's revision after the append.
