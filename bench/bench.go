@@ -194,6 +194,7 @@ func (r *runner) jobs() []job {
 	jobs = append(jobs, r.projectionJobs()...)
 	jobs = append(jobs, r.sagaJobs()...)
 	jobs = append(jobs, r.bridgeJobs()...)
+	jobs = append(jobs, r.webhookJobs()...)
 	return jobs
 }
 

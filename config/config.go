@@ -21,6 +21,9 @@ type Config struct {
 	Projections Projections `koanf:"projections"`
 	Logging     Logging     `koanf:"logging"`
 	HTTP        HTTP        `koanf:"http"`
+	// Bridges to run (config/bridges.go): a list in the YAML file only,
+	// with no environment variables.
+	Bridges []Bridge `koanf:"bridges"`
 }
 
 // NATS says how to reach NATS: an external server (URLs set) or a server
@@ -106,6 +109,12 @@ type Store struct {
 	// "off". Auto turns it on where it pays: the embedded server fsyncing
 	// every write (fsync_interval 0) with one file replica.
 	GroupCommit string `koanf:"group_commit"`
+	// RequireDurability is the least durability the node starts with:
+	// "any" (the default), "replicated" (survives the loss of any one
+	// server: 3 replicas, or fsync before ack) or "fsync" (survives the
+	// power loss of every server: sync_interval always, verified). Below
+	// it the node refuses to start, naming what is in force and the fix.
+	RequireDurability string `koanf:"require_durability"`
 }
 
 // Snapshots configures aggregate snapshots and projection checkpoints,
@@ -214,13 +223,14 @@ func Default() Config {
 			},
 		},
 		Store: Store{
-			Stream:          "EVENTS",
-			SubjectPrefix:   "events",
-			Replicas:        1,
-			Storage:         "file",
-			DuplicateWindow: 2 * time.Minute,
-			Codec:           "msgpack",
-			GroupCommit:     "auto",
+			Stream:            "EVENTS",
+			SubjectPrefix:     "events",
+			Replicas:          1,
+			Storage:           "file",
+			DuplicateWindow:   2 * time.Minute,
+			Codec:             "msgpack",
+			GroupCommit:       "auto",
+			RequireDurability: "any",
 		},
 		Snapshots: Snapshots{
 			Bucket:           "lexigram_snapshots",

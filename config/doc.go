@@ -1,6 +1,6 @@
 // Package config is the one configuration of a lexigram process: how to
 // reach NATS (or run it embedded), the event store stream, snapshots,
-// logging and the health and metrics listener.
+// logging, the health and metrics listener, and the bridges to run.
 //
 // [Load] starts from the documented defaults ([Default]), applies a YAML
 // file, then LEXIGRAM_* environment variables, and validates the result:
@@ -43,6 +43,31 @@
 // and 0), durations as in YAML. The project's README.md has the full
 // table.
 //
+// # Bridges
+//
+// The bridges section is a list, one item per bridge, run by `lexigram
+// bridge` on its own or inside `lexigram serve` (examples/bridges/ has one
+// file per broker):
+//
+//	bridges:
+//	  - name: orders-to-rabbitmq     # consumer, metrics, dead letters
+//	    direction: outbound          # or inbound
+//	    broker: rabbitmq             # the adapter's registered name
+//	    aggregate_types: [order]     # outbound from the event store
+//	    format: cloudevents-binary
+//	    workers: 4
+//	    settings:                    # given to the adapter as they are
+//	      url: amqp://guest:guest@127.0.0.1:5672/
+//	      exchange: orders
+//
+// [Bridge] lists the keys; runner options left out take the runner's
+// defaults. A key that is not a bridge setting is an error naming the
+// bridge ("bridges[0](orders-to-rabbitmq).exchange"), as are misspelt
+// settings, which the adapter refuses when the bridge starts. Settings
+// values may be strings, numbers, booleans or lists (joined with commas);
+// a nested map gives dotted keys. The list has no environment variables:
+// LEXIGRAM_BRIDGES* is an error that says to use the file.
+//
 // # Errors
 //
 // [Config.Validate] and Load report every problem at once, joined, each a
@@ -53,5 +78,9 @@
 //
 // nats.password, nats.token and the userinfo of nats.urls never appear in
 // error messages, and [Config.String] and [Config.LogValue] show them as
-// "[redacted]", so a Config can be logged as it is.
+// "[redacted]", so a Config can be logged as it is. Bridge settings are
+// shown with the userinfo of URLs hidden, and whole values hidden when the
+// key names a secret (password, secret(s), token, key, credentials,
+// connection, auth, ... but not routing_key or binding_key) or the value
+// looks like a connection string with one (password=, key=, token=, ...).
 package config

@@ -42,6 +42,9 @@ var (
 
 func init() {
 	leaves(reflect.ValueOf(Default()), "", func(key string, f reflect.StructField, v reflect.Value) {
+		if key == bridgesKey {
+			return // a list: see parseBridges
+		}
 		s := setting{
 			key:    key,
 			env:    EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_")),
@@ -87,12 +90,15 @@ func Load(path string) (Config, error) {
 	}
 
 	var problems []error
+	var bridges []Bridge
 	if path != "" {
 		values, fileProblems, err := readFile(path)
 		if err != nil {
 			return Config{}, err
 		}
 		problems = fileProblems
+		bridges, _ = values[bridgesKey].([]Bridge)
+		delete(values, bridgesKey)
 		if err := k.Load(confmap.Provider(values, "."), nil); err != nil {
 			return Config{}, err
 		}
@@ -106,7 +112,11 @@ func Load(path string) (Config, error) {
 			}
 			s, ok := settingByEnv[name]
 			if !ok {
-				problems = append(problems, &FieldError{Field: name, Problem: "is not a known setting"})
+				problem := "is not a known setting"
+				if strings.HasPrefix(name, EnvPrefix+"BRIDGES") {
+					problem = "cannot be set from the environment: bridges are a list, write them in the YAML file's bridges section"
+				}
+				problems = append(problems, &FieldError{Field: name, Problem: problem})
 				return "", nil
 			}
 			v, err := s.parse(name, raw)
@@ -133,6 +143,7 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
+	c.Bridges = bridges
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -154,6 +165,14 @@ func readFile(path string) (values map[string]any, problems []error, err error) 
 		if m, isMap := v.(map[string]any); v == nil || isMap && len(m) == 0 {
 			continue // a key or section left empty keeps its default
 		}
+		if key == bridgesKey {
+			bridges, bridgeProblems := parseBridges(v)
+			for _, p := range bridgeProblems {
+				problems = append(problems, fmt.Errorf("config file %s: %w", path, p))
+			}
+			values[key] = bridges
+			continue
+		}
 		s, ok := settingByKey[key]
 		if !ok {
 			problems = append(problems, fmt.Errorf("config file %s: %w", path, unknownKey(key)))
@@ -170,6 +189,9 @@ func readFile(path string) (values map[string]any, problems []error, err error) 
 }
 
 func unknownKey(key string) *FieldError {
+	if strings.HasPrefix(key, bridgesKey+".") {
+		return &FieldError{Field: bridgesKey, Problem: `is not a list: write each bridge as an item, starting with "- name: ..."`}
+	}
 	for _, s := range settings {
 		if strings.HasPrefix(s.key, key+".") {
 			return &FieldError{Field: key, Problem: "is a section, not a setting: put its settings under it"}

@@ -87,6 +87,7 @@ func TestDefault(t *testing.T) {
 		{"store.max_bytes", c.Store.MaxBytes, int64(0)},
 		{"store.duplicate_window", c.Store.DuplicateWindow, 2 * time.Minute},
 		{"store.codec", c.Store.Codec, "msgpack"},
+		{"store.require_durability", c.Store.RequireDurability, "any"},
 		{"snapshots.bucket", c.Snapshots.Bucket, "lexigram_snapshots"},
 		{"snapshots.every_events", c.Snapshots.EveryEvents, 100},
 		{"snapshots.interval", c.Snapshots.Interval, time.Duration(0)},
@@ -160,6 +161,7 @@ http:
 	want.Store = Store{
 		Stream: "ORDERS", SubjectPrefix: "events", Replicas: 3, Storage: "memory",
 		MaxAge: 720 * time.Hour, MaxBytes: 1 << 30, DuplicateWindow: 30 * time.Second, Codec: "json", GroupCommit: "auto",
+		RequireDurability: "any",
 	}
 	want.Snapshots.EveryEvents = 0
 	want.Snapshots.Interval = 90 * time.Second

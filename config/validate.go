@@ -51,6 +51,7 @@ func (c Config) Validate() error {
 	c.Projections.validate(&p)
 	c.Logging.validate(&p)
 	c.HTTP.validate(&p)
+	validateBridges(c.Bridges, c.Store, &p)
 	return errors.Join(p...)
 }
 
@@ -172,6 +173,9 @@ func (s Store) validate(p *problems) {
 	}
 	if s.GroupCommit != "auto" && s.GroupCommit != "on" && s.GroupCommit != "off" {
 		p.add("store.group_commit", strconv.Quote(s.GroupCommit), `is not a choice: use "auto", "on" or "off"`)
+	}
+	if s.RequireDurability != "any" && s.RequireDurability != "replicated" && s.RequireDurability != "fsync" {
+		p.add("store.require_durability", strconv.Quote(s.RequireDurability), `is not a durability level: use "any", "replicated" (survives losing one server) or "fsync" (survives losing power everywhere)`)
 	}
 }
 

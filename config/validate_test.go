@@ -38,6 +38,9 @@ func TestValidateNamesEachField(t *testing.T) {
 		{"duplicate window over max age", func(c *Config) { c.Store.MaxAge = time.Minute }, "store.duplicate_window",
 			`store.duplicate_window: "2m0s" is longer than store.max_age "1m0s": use at most that`},
 		{"codec", func(c *Config) { c.Store.Codec = "protobuf" }, "store.codec", `"protobuf" is not a codec`},
+		{"require durability", func(c *Config) { c.Store.RequireDurability = "durable" }, "store.require_durability",
+			`store.require_durability: "durable" is not a durability level: use "any", "replicated" (survives losing one server) or "fsync" (survives losing power everywhere)`},
+		{"require durability empty", func(c *Config) { c.Store.RequireDurability = "" }, "store.require_durability", "is not a durability level"},
 		{"log level", func(c *Config) { c.Logging.Level = "verbose" }, "logging.level",
 			`logging.level: "verbose" is not a log level: use "debug", "info", "warn" or "error"`},
 		{"log format", func(c *Config) { c.Logging.Format = "xml" }, "logging.format", "is not a log format"},
@@ -133,5 +136,25 @@ func TestValidateJoinsAllProblems(t *testing.T) {
 	}
 	if lines := strings.Split(err.Error(), "\n"); len(lines) != len(want) {
 		t.Errorf("Error() has %d lines, want one per problem:\n%v", len(lines), err)
+	}
+}
+
+// store.require_durability comes from the file and from
+// LEXIGRAM_STORE_REQUIRE_DURABILITY, which wins; a bad value names the
+// variable.
+func TestRequireDurabilityLoads(t *testing.T) {
+	cleanEnv(t)
+	path := writeYAML(t, "store:\n  require_durability: replicated\n")
+	if c := mustLoad(t, path); c.Store.RequireDurability != "replicated" {
+		t.Fatalf("from the file: %q", c.Store.RequireDurability)
+	}
+	t.Setenv("LEXIGRAM_STORE_REQUIRE_DURABILITY", "fsync")
+	if c := mustLoad(t, path); c.Store.RequireDurability != "fsync" {
+		t.Fatalf("from the environment: %q", c.Store.RequireDurability)
+	}
+	t.Setenv("LEXIGRAM_STORE_REQUIRE_DURABILITY", "always")
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), `"always" is not a durability level`) {
+		t.Fatalf("a bad level from the environment: %v", err)
 	}
 }

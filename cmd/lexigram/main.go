@@ -1,8 +1,10 @@
 // Command lexigram runs a lexigram events node and its tools.
 //
 //	lexigram serve     start the node: NATS (embedded or external), the event store, /healthz and /metrics
+//	lexigram bridge    run the configured bridges on their own, with /healthz and /metrics
 //	lexigram dlq       list, replay and discard the dead letters of durable event handlers
 //	lexigram sagas     list and show saga instances; retry, abort them or fire their timers
+//	lexigram streams   list the streams with their size, replicas, storage and durability
 //	lexigram bench     measure the store against the raw NATS calls it stands on
 //	lexigram version   print the version
 package main
@@ -22,7 +24,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), dlqCommand(), sagasCommand(), benchCommand(), benchServerCommand(), versionCommand())
+	root.AddCommand(serveCommand(), bridgeCommand(), dlqCommand(), sagasCommand(), streamsCommand(), benchCommand(), benchServerCommand(), versionCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "lexigram:", err)
 		os.Exit(1)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -84,4 +86,33 @@ func redactURLs(urls string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// openNATS opens the NATS a node runs on, as serve and bridge do: the
+// embedded server when no URLs are configured (server is then set), else
+// a connection to the configured servers. On error nothing is left open.
+func openNATS(ctx context.Context, cfg config.Config, log *slog.Logger) (server *embedded.Server, nc *nats.Conn, err error) {
+	if !cfg.NATS.Embedded() {
+		urls := strings.Join(cfg.NATS.URLs, ",")
+		if nc, err = nats.Connect(urls, cfg.NATS.Options()...); err != nil {
+			return nil, nil, explainConnect(urls, err, "check --nats-url or nats.urls, and that the server runs; leave both unset to run the embedded server")
+		}
+		log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerVersion())
+		return nil, nc, nil
+	}
+	e := cfg.NATS.EmbeddedServer
+	server, err = embedded.Start(ctx, embedded.Options{
+		Host: e.Host, Port: e.Port, DontListen: e.DontListen, DataDir: e.DataDir,
+		FsyncInterval: e.FsyncInterval, Logger: log,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("start the embedded NATS server with its data in %s: %w: set nats.embedded.data_dir to a directory this process can create and write, or connect to a running server with --nats-url", e.DataDir, err)
+	}
+	if nc, err = server.Connect(nats.Name(cfg.NATS.Name)); err != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = server.Shutdown(shutdownCtx)
+		return nil, nil, fmt.Errorf("connect to the embedded NATS server: %w", err)
+	}
+	return server, nc, nil
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/lexigram/events/bridges/bridgeconfig"
 	"github.com/lexigram/events/config"
 	"github.com/lexigram/events/embedded"
 	"github.com/lexigram/events/handlers/durable"
@@ -70,20 +70,27 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer n.close(log)
+	bs, err := bridgeconfig.Start(ctx, n.js, cfg.Bridges, bridgeconfig.Options{Store: cfg.Store, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer stopBridges(bs, log) // before NATS closes
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStreamCollector(n.store, n.nc), newConsumerCollector(n.stream, n.dlq))
+	reg.MustRegister(bs.Collectors()...)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", n.healthz)
+	mux.HandleFunc("GET /healthz", healthzWithBridges(n.healthz, bs))
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("http.addr %s: %w: free the port or choose another with --http-addr", cfg.HTTP.Addr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	log.Info("serving health and metrics", "url", "http://"+ln.Addr().String(), "paths", "/healthz /metrics")
+	log.Info("serving health and metrics", "url", "http://"+ln.Addr().String(), "paths", "/healthz /metrics",
+		"durability", n.store.Durability().String(), "durability_level", n.store.Durability().Level())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -121,29 +128,13 @@ func openNode(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *node
 			n.close(log)
 		}
 	}()
-	if cfg.NATS.Embedded() {
-		e := cfg.NATS.EmbeddedServer
-		n.server, err = embedded.Start(ctx, embedded.Options{
-			Host: e.Host, Port: e.Port, DontListen: e.DontListen, DataDir: e.DataDir,
-			FsyncInterval: e.FsyncInterval, Logger: log,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("start the embedded NATS server with its data in %s: %w: set nats.embedded.data_dir to a directory this process can create and write, or connect to a running server with --nats-url", e.DataDir, err)
-		}
-		if n.nc, err = n.server.Connect(nats.Name(cfg.NATS.Name)); err != nil {
-			return nil, fmt.Errorf("connect to the embedded NATS server: %w", err)
-		}
-	} else {
-		urls := strings.Join(cfg.NATS.URLs, ",")
-		if n.nc, err = nats.Connect(urls, cfg.NATS.Options()...); err != nil {
-			return nil, explainConnect(urls, err, "check --nats-url or nats.urls, and that the server runs; leave both unset to run the embedded server")
-		}
-		log.Info("connected to NATS", "url", n.nc.ConnectedUrlRedacted(), "server", n.nc.ConnectedServerVersion())
+	if n.server, n.nc, err = openNATS(ctx, cfg, log); err != nil {
+		return nil, err
 	}
 	if n.js, err = jetstream.New(n.nc); err != nil {
 		return nil, err
 	}
-	if n.store, err = openStore(ctx, n.js, cfg, log); err != nil {
+	if n.store, err = openStore(ctx, n.js, cfg, log, nodeDurability(cfg, n.server)); err != nil {
 		return nil, err
 	}
 	storage := storageOf(cfg)
@@ -166,18 +157,23 @@ func openNode(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *node
 	return n, nil
 }
 
-// openStore opens the event store the configuration describes.
-func openStore(ctx context.Context, js jetstream.JetStream, cfg config.Config, log *slog.Logger) (*lxjs.EventStore, error) {
+// openStore opens the event store the configuration describes; more
+// changes the options (the node's durability, nodeDurability).
+func openStore(ctx context.Context, js jetstream.JetStream, cfg config.Config, log *slog.Logger, more ...func(*lxjs.Options)) (*lxjs.EventStore, error) {
 	codec, err := platform.CodecByName(cfg.Store.Codec)
 	if err != nil {
 		return nil, err
 	}
-	return lxjs.New(ctx, js, lxjs.Options{
+	o := lxjs.Options{
 		Stream: cfg.Store.Stream, SubjectPrefix: cfg.Store.SubjectPrefix, Replicas: cfg.Store.Replicas,
 		Storage: storageOf(cfg), MaxAge: cfg.Store.MaxAge, MaxBytes: max(cfg.Store.MaxBytes, 0),
 		DuplicateWindow: cfg.Store.DuplicateWindow, Codec: codec, Logger: log,
 		GroupCommit: lxjs.GroupCommit{Enabled: cfg.GroupCommit()},
-	})
+	}
+	for _, f := range more {
+		f(&o)
+	}
+	return lxjs.New(ctx, js, o)
 }
 
 func storageOf(cfg config.Config) jetstream.StorageType {
@@ -202,7 +198,8 @@ func (n *node) close(log *slog.Logger) {
 	}
 }
 
-// healthz answers 200 when NATS is connected and JetStream answers.
+// healthz answers 200 when NATS is connected, JetStream answers and the
+// stream's durability meets store.require_durability (writeHealth).
 func (n *node) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -214,5 +211,5 @@ func (n *node) healthz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "jetstream: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	fmt.Fprintln(w, "ok")
+	n.writeHealth(ctx, w, r)
 }

@@ -25,8 +25,8 @@ func TestServe(t *testing.T) {
 	go func() { done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
 
 	body := waitGet(t, "http://"+cfg.HTTP.Addr+"/healthz")
-	if strings.TrimSpace(body) != "ok" {
-		t.Fatalf("/healthz = %q, want ok", body)
+	if want := "ok\ndurability: fsync before ack on 1 replica (level fsync)\n"; body != want {
+		t.Fatalf("/healthz = %q, want %q", body, want)
 	}
 	metrics := waitGet(t, "http://"+cfg.HTTP.Addr+"/metrics")
 	for _, want := range []string{`lexigram_store_events{stream="EVENTS"} 0`, "lexigram_nats_connected 1", "go_goroutines"} {
