@@ -207,6 +207,8 @@ func (c *core[R]) send(ctx context.Context, m Message) (*nats.Msg, error) {
 func (c *core[R]) served(typ string) func(micro.Request) {
 	return func(req micro.Request) {
 		r := c.o.Remote
+		r.running.enter()
+		defer r.running.leave()
 		in, err := r.incoming(req, typ)
 		defer in.deadline.stop()
 		codec, m := in.codec, in.msg

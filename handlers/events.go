@@ -154,6 +154,14 @@ type subscriber struct {
 	scope *Scope
 }
 
+// Handles reports whether any handler is registered, for a feeder that
+// need not read the store for a bus with none.
+func (b *EventBus) Handles() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.subs) > 0
+}
+
 // NewEventBus returns an event bus.
 func NewEventBus(opts EventOptions) *EventBus {
 	opts.defaults()

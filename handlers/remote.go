@@ -58,6 +58,7 @@ type Remote struct {
 	closed   bool
 	propag   propagation.TextMapPropagator
 	closing  sync.Once
+	running  inflight // served requests whose handlers have not answered
 
 	lastTimeout atomic.Pointer[durationText] // see timeoutText
 }
@@ -123,7 +124,27 @@ func (r *Remote) service() (micro.Service, error) {
 // Close stops the service: its endpoints drain, and the contexts of
 // handlers still running are cancelled.
 func (r *Remote) Close() error {
-	var err error
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err, _ := r.stop(ctx)
+	return err
+}
+
+// Shutdown stops taking requests (the endpoints drain, so new requests
+// go to the other processes serving the types), waits until the handlers
+// under way have answered or ctx ends, and then cancels the contexts of
+// those still running, as Close does. A request that reached this
+// process's buffer as the endpoints stopped may still start after the
+// wait and find its context cancelled: its caller gets an error, never
+// silence.
+func (r *Remote) Shutdown(ctx context.Context) error {
+	err, waited := r.stop(ctx)
+	return errors.Join(err, waited)
+}
+
+// stop stops the service, waits for the handlers under way until ctx
+// ends, and cancels those left.
+func (r *Remote) stop(ctx context.Context) (err, waited error) {
 	r.closing.Do(func() {
 		r.mu.Lock()
 		r.closed = true
@@ -131,9 +152,52 @@ func (r *Remote) Close() error {
 			err = r.svc.Stop()
 		}
 		r.mu.Unlock()
-		r.cancel()
 	})
-	return err
+	waited = r.running.wait(ctx)
+	r.cancel()
+	return err, waited
+}
+
+// inflight counts what runs, and tells when nothing does.
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0, if someone waits
+}
+
+func (f *inflight) enter() {
+	f.mu.Lock()
+	f.n++
+	f.mu.Unlock()
+}
+
+func (f *inflight) leave() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n--; f.n == 0 && f.idle != nil {
+		close(f.idle)
+		f.idle = nil
+	}
+}
+
+// wait returns when nothing runs, or with ctx's error.
+func (f *inflight) wait(ctx context.Context) error {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	if f.idle == nil {
+		f.idle = make(chan struct{})
+	}
+	idle, n := f.idle, f.n
+	f.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%d request(s) still running: %w", n, ctx.Err())
+	}
 }
 
 // Service is the micro service, for its Info and Stats; nil until a

@@ -409,6 +409,54 @@ func TestRemoteCloseCancelsRunningHandlers(t *testing.T) {
 	}
 }
 
+// TestRemoteShutdownLetsRunningHandlersAnswer: Shutdown stops taking
+// requests at once but waits for the one under way, whose caller gets its
+// answer; a request sent after it finds no responder.
+func TestRemoteShutdownLetsRunningHandlersAnswer(t *testing.T) {
+	srv := embeddedtest.Server(t)
+	r, err := handlers.NewRemote(embeddedtest.Conn(t, srv), handlers.RemoteOptions{Prefix: "t", Logger: quiet()})
+	must(t, err)
+	type Hold struct{}
+	hreg := platform.NewRegistry()
+	platform.MustRegister[Hold](hreg, "test.hold", 1)
+	started, release := make(chan struct{}), make(chan struct{})
+	served := handlers.NewCommandBus(handlers.Options{Registry: hreg, Logger: quiet(), Remote: r})
+	must(t, handlers.HandleCommand(served, func(ctx context.Context, _ Hold) error {
+		close(started)
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}))
+	sender := handlers.NewCommandBus(handlers.Options{Registry: hreg, Logger: quiet(), Remote: newRemote(t, embeddedtest.Conn(t, srv))})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	answered := make(chan error, 1)
+	go func() { _, err := sender.Dispatch(ctx, Hold{}); answered <- err }()
+	<-started
+	shutDown := make(chan error, 1)
+	go func() { shutDown <- r.Shutdown(ctx) }()
+	select {
+	case err := <-shutDown:
+		t.Fatalf("Shutdown returned (%v) while a handler was still running", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	late, lateCancel := context.WithTimeout(ctx, 2*time.Second)
+	defer lateCancel()
+	if _, err := sender.Dispatch(late, Hold{}); err == nil {
+		t.Error("a command sent after Shutdown began was served")
+	}
+	close(release)
+	if err := <-answered; err != nil {
+		t.Errorf("the command under way at Shutdown: %v, want its answer", err)
+	}
+	if err := <-shutDown; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
 // TestRemoteBadTimeoutHeader: a sender that is not a lexigram bus and
 // sends a deadline that is not a duration gets an invalid-argument error
 // naming the header, and the handler never runs.

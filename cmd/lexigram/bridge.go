@@ -23,6 +23,8 @@ import (
 
 	"github.com/lexigram/events/bridges/bridgeconfig"
 	"github.com/lexigram/events/config"
+	"github.com/lexigram/events/embedded"
+	"github.com/lexigram/events/node"
 )
 
 func bridgeCommand() *cobra.Command {
@@ -80,25 +82,25 @@ func runBridges(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	if err := bridgeconfig.Check(cfg.Bridges); err != nil {
 		return err // before anything is opened
 	}
-	n := &node{}
-	defer n.close(log)
-	var err error
-	if n.server, n.nc, err = openNATS(ctx, cfg, log); err != nil {
+	server, nc, err := node.OpenNATS(ctx, cfg, log)
+	if err != nil {
 		return err
 	}
-	if n.js, err = jetstream.New(n.nc); err != nil {
+	defer closeNATS(server, nc, log)
+	js, err := jetstream.New(nc)
+	if err != nil {
 		return err
 	}
 	for _, b := range cfg.Bridges {
 		if b.Direction == config.BridgeOutbound && b.ReadsEventStore(cfg.Store) {
 			// As serve does: the stream exists, with the store's settings.
-			if n.store, err = openStore(ctx, n.js, cfg, log, nodeDurability(cfg, n.server)); err != nil {
+			if _, err = node.OpenStore(ctx, js, cfg, log, node.Durability(cfg, server)); err != nil {
 				return err
 			}
 			break
 		}
 	}
-	set, err := bridgeconfig.Start(ctx, n.js, cfg.Bridges, bridgeconfig.Options{Store: cfg.Store, Logger: log})
+	set, err := bridgeconfig.Start(ctx, js, cfg.Bridges, bridgeconfig.Options{Store: cfg.Store, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -108,11 +110,11 @@ func runBridges(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), natsConnected(n.nc))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), natsConnected(nc))
 	reg.MustRegister(set.Collectors()...)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("GET /healthz", bridgeHealth{nc: n.nc, js: n.js, set: set})
+	mux.Handle("GET /healthz", bridgeHealth{nc: nc, js: js, set: set})
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		return errors.Join(fmt.Errorf("http.addr %s: %w: free the port or choose another with --http-addr", cfg.HTTP.Addr, err), stopBridges())
@@ -242,13 +244,18 @@ func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func (r *recorder) WriteHeader(code int)        { r.code = code }
 
-// stopBridges stops serve's bridges, finishing the messages in flight.
-func stopBridges(set *bridgeconfig.Set, log *slog.Logger) {
-	if set.Len() == 0 {
+// closeNATS drains the connection, so the last acks reach the server,
+// then stops the embedded server, if there is one.
+func closeNATS(server *embedded.Server, nc *nats.Conn, log *slog.Logger) {
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+	}
+	if server == nil {
 		return
 	}
-	log.Info("stopping the bridges: finishing the messages in flight", "bridges", set.Len())
-	if err := set.Stop(context.Background()); err != nil {
-		log.Error("bridges did not stop cleanly", "err", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := server.Shutdown(ctx); err != nil {
+		log.Warn("embedded NATS shutdown", "err", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lexigram/events/config"
 	"github.com/lexigram/events/handlers/durable"
+	"github.com/lexigram/events/node"
 )
 
 // dlqCommand lists, replays and discards the dead letters of durable
@@ -99,12 +100,12 @@ func openDLQ(ctx context.Context, configPath, natsURL string) (*durable.DLQ, fun
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := openStore(ctx, js, cfg, slog.New(slog.DiscardHandler))
+	store, err := node.OpenStore(ctx, js, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		closeNATS()
 		return nil, nil, err
 	}
-	q, err := durable.OpenDLQ(ctx, js, store, durable.DLQOptions{Replicas: cfg.Store.Replicas, Storage: storageOf(cfg)})
+	q, err := durable.OpenDLQ(ctx, js, store, durable.DLQOptions{Replicas: cfg.Store.Replicas, Storage: node.Storage(cfg)})
 	if err != nil {
 		closeNATS()
 		return nil, nil, err

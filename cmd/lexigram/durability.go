@@ -7,27 +7,9 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/lexigram/events/config"
-	"github.com/lexigram/events/embedded"
 	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
 )
-
-// nodeDurability has the node's store hold to store.require_durability
-// and, with the embedded server, know its fsync setting in process: a
-// client of the embedded server is in the global account, which the
-// servers' VARZ does not answer.
-func nodeDurability(cfg config.Config, srv *embedded.Server) func(*lxjs.Options) {
-	return func(o *lxjs.Options) {
-		o.RequireDurability = platform.DurabilityLevel(cfg.Store.RequireDurability)
-		if srv == nil {
-			return
-		}
-		if c := srv.NATS().JetStreamConfig(); c != nil {
-			o.ServerSync = &lxjs.ServerSync{Always: c.SyncAlways, Interval: c.SyncInterval, Source: "embedded server"}
-		}
-	}
-}
 
 // durabilityJSON is a platform.Durability as /healthz and `lexigram
 // streams info --json` show it.
@@ -58,8 +40,8 @@ func durabilityView(d platform.Durability) durabilityJSON {
 // here, and the store refuses appends from then on) and answers 503 when
 // it is below store.require_durability. The body is "ok" and a
 // durability line, or JSON for Accept: application/json or ?format=json.
-func (n *node) writeHealth(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	d, err := n.store.RefreshDurability(ctx)
+func writeHealth(ctx context.Context, w http.ResponseWriter, r *http.Request, store *lxjs.EventStore) {
+	d, err := store.RefreshDurability(ctx)
 	code, status := http.StatusOK, "ok"
 	if err != nil {
 		code, status = http.StatusServiceUnavailable, err.Error()

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lexigram/events/config"
+	"github.com/lexigram/events/node"
 	"github.com/lexigram/events/sagas"
 )
 
@@ -167,7 +168,7 @@ func openSagaStore(ctx context.Context, js jetstream.JetStream, cfg config.Confi
 	if _, err := js.KeyValue(ctx, bucket); err != nil {
 		return nil, fmt.Errorf("open the saga instances' bucket %q: %w (has a saga manager run on this NATS? pass --bucket if it uses another)", bucket, err)
 	}
-	store, err := sagas.NewKVStore(ctx, js, sagas.KVOptions{Bucket: bucket, Replicas: cfg.Store.Replicas, Storage: storageOf(cfg)})
+	store, err := sagas.NewKVStore(ctx, js, sagas.KVOptions{Bucket: bucket, Replicas: cfg.Store.Replicas, Storage: node.Storage(cfg)})
 	if err != nil {
 		return nil, err
 	}

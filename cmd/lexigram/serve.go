@@ -13,19 +13,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
-	"github.com/lexigram/events/bridges/bridgeconfig"
 	"github.com/lexigram/events/config"
-	"github.com/lexigram/events/embedded"
-	"github.com/lexigram/events/handlers/durable"
-	lxjs "github.com/lexigram/events/jetstream"
-	"github.com/lexigram/events/kvsnapshot"
-	"github.com/lexigram/events/platform"
+	"github.com/lexigram/events/node"
 )
 
 func serveCommand() *cobra.Command {
@@ -62,154 +56,85 @@ func serveCommand() *cobra.Command {
 	return cmd
 }
 
-// serve runs the node until ctx ends, then stops it in reverse order.
+// serve runs the node until ctx ends, serving /healthz and /metrics
+// while it runs and while it stops.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	slog.SetDefault(log)
-	n, err := openNode(ctx, cfg, log)
+	n, err := node.Open(ctx, cfg, node.Options{Logger: log})
 	if err != nil {
 		return err
 	}
-	defer n.close(log)
-	bs, err := bridgeconfig.Start(ctx, n.js, cfg.Bridges, bridgeconfig.Options{Store: cfg.Store, Logger: log})
-	if err != nil {
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	ran := make(chan error, 1)
+	go func() { ran <- n.Run(runCtx) }()
+	stop := func() error { stopRun(); return <-ran }
+	select {
+	case <-n.Ready():
+	case err := <-ran:
 		return err
 	}
-	defer stopBridges(bs, log) // before NATS closes
+	stream, err := n.JetStream().Stream(ctx, n.Store().StreamName())
+	if err != nil {
+		return errors.Join(err, stop())
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStreamCollector(n.store, n.nc), newConsumerCollector(n.stream, n.dlq))
-	reg.MustRegister(bs.Collectors()...)
+		newStreamCollector(n.Store(), n.Conn()), newConsumerCollector(stream, n.DLQ()), n.Projections().Collector())
+	h := nodeHealth{n: n}
+	healthz := h.healthz
+	if bs := n.Bridges(); bs != nil {
+		reg.MustRegister(bs.Collectors()...)
+		healthz = healthzWithBridges(healthz, bs)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", healthzWithBridges(n.healthz, bs))
+	mux.HandleFunc("GET /healthz", healthz)
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
-		return fmt.Errorf("http.addr %s: %w: free the port or choose another with --http-addr", cfg.HTTP.Addr, err)
+		return errors.Join(fmt.Errorf("http.addr %s: %w: free the port or choose another with --http-addr", cfg.HTTP.Addr, err), stop())
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Info("serving health and metrics", "url", "http://"+ln.Addr().String(), "paths", "/healthz /metrics",
-		"durability", n.store.Durability().String(), "durability_level", n.store.Durability().Level())
+		"durability", n.Store().Durability().String(), "durability_level", n.Store().Durability().Level())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
+	var runErr error
 	select {
 	case <-ctx.Done():
 		log.Info("stopping")
+		runErr = stop() // health and metrics answer while the node finishes its work
 	case err := <-serveErr:
-		return fmt.Errorf("http server: %w", err)
+		runErr = errors.Join(fmt.Errorf("http server: %w", err), stop())
+	case err := <-ran:
+		runErr = err
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("http shutdown", "err", err)
 	}
-	return nil
+	return runErr
 }
 
-// node is what serve runs: the NATS connection (and the embedded server
-// when there is one) and the stores on it.
-type node struct {
-	server      *embedded.Server // nil when connected to an external NATS
-	nc          *nats.Conn
-	js          jetstream.JetStream
-	store       *lxjs.EventStore
-	snapshots   *kvsnapshot.SnapshotStore
-	checkpoints *kvsnapshot.CheckpointStore
-	dlq         *durable.DLQ
-	stream      jetstream.Stream
-}
-
-func openNode(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *node, err error) {
-	n := &node{} // not the result: a failed open returns nil, and this closes what it had opened
-	defer func() {
-		if err != nil {
-			n.close(log)
-		}
-	}()
-	if n.server, n.nc, err = openNATS(ctx, cfg, log); err != nil {
-		return nil, err
-	}
-	if n.js, err = jetstream.New(n.nc); err != nil {
-		return nil, err
-	}
-	if n.store, err = openStore(ctx, n.js, cfg, log, nodeDurability(cfg, n.server)); err != nil {
-		return nil, err
-	}
-	storage := storageOf(cfg)
-	if n.stream, err = n.js.Stream(ctx, n.store.StreamName()); err != nil {
-		return nil, err
-	}
-	if n.dlq, err = durable.OpenDLQ(ctx, n.js, n.store, durable.DLQOptions{Replicas: cfg.Store.Replicas, Storage: storage}); err != nil {
-		return nil, err
-	}
-	if n.snapshots, err = kvsnapshot.NewSnapshotStore(ctx, n.js, kvsnapshot.SnapshotOptions{
-		Bucket: cfg.Snapshots.Bucket, Replicas: cfg.Store.Replicas, Storage: storage,
-	}); err != nil {
-		return nil, err
-	}
-	if n.checkpoints, err = kvsnapshot.NewCheckpointStore(ctx, n.js, kvsnapshot.CheckpointOptions{
-		Bucket: cfg.Snapshots.CheckpointBucket, Replicas: cfg.Store.Replicas, Storage: storage,
-	}); err != nil {
-		return nil, err
-	}
-	return n, nil
-}
-
-// openStore opens the event store the configuration describes; more
-// changes the options (the node's durability, nodeDurability).
-func openStore(ctx context.Context, js jetstream.JetStream, cfg config.Config, log *slog.Logger, more ...func(*lxjs.Options)) (*lxjs.EventStore, error) {
-	codec, err := platform.CodecByName(cfg.Store.Codec)
-	if err != nil {
-		return nil, err
-	}
-	o := lxjs.Options{
-		Stream: cfg.Store.Stream, SubjectPrefix: cfg.Store.SubjectPrefix, Replicas: cfg.Store.Replicas,
-		Storage: storageOf(cfg), MaxAge: cfg.Store.MaxAge, MaxBytes: max(cfg.Store.MaxBytes, 0),
-		DuplicateWindow: cfg.Store.DuplicateWindow, Codec: codec, Logger: log,
-		GroupCommit: lxjs.GroupCommit{Enabled: cfg.GroupCommit()},
-	}
-	for _, f := range more {
-		f(&o)
-	}
-	return lxjs.New(ctx, js, o)
-}
-
-func storageOf(cfg config.Config) jetstream.StorageType {
-	if cfg.Store.Storage == "memory" {
-		return jetstream.MemoryStorage
-	}
-	return jetstream.FileStorage
-}
-
-func (n *node) close(log *slog.Logger) {
-	if n.nc != nil {
-		if err := n.nc.Drain(); err != nil {
-			n.nc.Close()
-		}
-	}
-	if n.server != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.server.Shutdown(ctx); err != nil {
-			log.Warn("embedded NATS shutdown", "err", err)
-		}
-	}
-}
+// nodeHealth answers /healthz for a node.
+type nodeHealth struct{ n *node.Node }
 
 // healthz answers 200 when NATS is connected, JetStream answers and the
 // stream's durability meets store.require_durability (writeHealth).
-func (n *node) healthz(w http.ResponseWriter, r *http.Request) {
+func (h nodeHealth) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if st := n.nc.Status(); st != nats.CONNECTED {
+	if st := h.n.Conn().Status(); st != nats.CONNECTED {
 		http.Error(w, "nats: "+st.String(), http.StatusServiceUnavailable)
 		return
 	}
-	if _, err := n.js.AccountInfo(ctx); err != nil {
+	if _, err := h.n.JetStream().AccountInfo(ctx); err != nil {
 		http.Error(w, "jetstream: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	n.writeHealth(ctx, w, r)
+	writeHealth(ctx, w, r, h.n.Store())
 }

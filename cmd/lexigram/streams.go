@@ -16,6 +16,7 @@ import (
 
 	"github.com/lexigram/events/config"
 	lxjs "github.com/lexigram/events/jetstream"
+	"github.com/lexigram/events/node"
 	"github.com/lexigram/events/platform"
 )
 
@@ -95,7 +96,7 @@ func connectSystem(systemURL, creds string, nc *nats.Conn) (*nats.Conn, error) {
 	}
 	sys, err := nats.Connect(url, append(opts, nats.Name("lexigram streams (system)"))...)
 	if err != nil {
-		return nil, explainConnect(url, err, "check --system-url")
+		return nil, node.ExplainConnect(url, err, "check --system-url")
 	}
 	return sys, nil
 }
