@@ -1,12 +1,6 @@
 package config
 
-import (
-	"time"
-
-	"github.com/lexigram/events/handlers"
-	"github.com/lexigram/events/platform"
-	"github.com/lexigram/events/projections"
-)
+import "time"
 
 // Config is the whole configuration of a lexigram process. Build it with
 // [Default] or [Load]; the zero value is not a working configuration.
@@ -134,7 +128,7 @@ type Snapshots struct {
 }
 
 // Events configures the in-process event bus (the seed's event bus
-// settings); see handlers.EventOptions.
+// settings); node turns them into handlers.EventOptions.
 type Events struct {
 	// MaxConcurrentHandlers bounds the handlers running at once across
 	// the bus. Default 16.
@@ -149,23 +143,8 @@ type Events struct {
 	ContinueOnError bool `koanf:"continue_on_error"`
 }
 
-// Options are the event bus options these settings describe; the caller
-// adds the registry, logger, metrics and the rest.
-func (e Events) Options() handlers.EventOptions {
-	timeout := e.HandlerTimeout
-	if timeout == 0 {
-		timeout = -1 // the file's 0 is "none"; the bus's 0 is "the default"
-	}
-	return handlers.EventOptions{
-		MaxConcurrentHandlers: e.MaxConcurrentHandlers,
-		HandlerTimeout:        timeout,
-		Sequential:            !e.ParallelDispatch,
-		StopOnError:           !e.ContinueOnError,
-	}
-}
-
 // Projections configures the projection manager (the seed's projection
-// settings); see projections.Options.
+// settings); node turns them into projections.Options.
 type Projections struct {
 	// CheckpointInterval is how many events a projection reads between
 	// two checkpoint saves. Default 1000.
@@ -181,17 +160,6 @@ type Projections struct {
 	// LeaseTTL is how long another process waits after the active one's
 	// last renewal before it takes a projection over. Default 5s.
 	LeaseTTL time.Duration `koanf:"lease_ttl"`
-}
-
-// Options are the projection manager options these settings describe;
-// the caller adds the checkpoint store, the leases and the logger.
-func (p Projections) Options() projections.Options {
-	return projections.Options{
-		CheckpointInterval: p.CheckpointInterval,
-		BatchSize:          p.BatchSize,
-		RebuildBatchSize:   p.RebuildBatchSize,
-		Sequential:         !p.EnableParallelProjections,
-	}
 }
 
 // Logging configures the process's slog logger.
@@ -253,17 +221,6 @@ func Default() Config {
 		Logging: Logging{Level: "info", Format: "text"},
 		HTTP:    HTTP{Addr: "127.0.0.1:8080"},
 	}
-}
-
-// Policy is the repository snapshot policy these settings describe. The
-// file's 0 ("disabled") and the platform's 0 ("the default, 100") differ,
-// so translate here rather than copy the field.
-func (s Snapshots) Policy() platform.SnapshotPolicy {
-	p := platform.SnapshotPolicy{EveryEvents: s.EveryEvents, Interval: s.Interval}
-	if s.EveryEvents == 0 {
-		p.EveryEvents = -1
-	}
-	return p
 }
 
 // GroupCommit reports whether the store should group concurrent appends,

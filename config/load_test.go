@@ -416,15 +416,6 @@ func TestREADMEListsEverySetting(t *testing.T) {
 	}
 }
 
-func TestSnapshotsPolicy(t *testing.T) {
-	if p := Default().Snapshots.Policy(); p.EveryEvents != 100 || p.Interval != 0 {
-		t.Errorf("default policy %+v, want every 100 events", p)
-	}
-	if p := (Snapshots{EveryEvents: 0, Interval: time.Minute}).Policy(); p.EveryEvents != -1 || p.Interval != time.Minute {
-		t.Errorf("every_events 0 must turn count-based snapshots off, got %+v", p)
-	}
-}
-
 func TestGroupCommit(t *testing.T) {
 	external := Default()
 	external.NATS.URLs = []string{"nats://n1:4222"}
@@ -464,19 +455,7 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
-func TestEventsAndProjectionsOptions(t *testing.T) {
-	e := Default().Events.Options()
-	if e.MaxConcurrentHandlers != 16 || e.HandlerTimeout != 30*time.Second || e.Sequential || e.StopOnError {
-		t.Errorf("default event bus options %+v", e)
-	}
-	if e := (Events{MaxConcurrentHandlers: 2}).Options(); e.HandlerTimeout >= 0 || !e.Sequential || !e.StopOnError {
-		t.Errorf("handler_timeout 0 must mean none, parallel_dispatch and continue_on_error false must mean Sequential and StopOnError: %+v", e)
-	}
-	p := Default().Projections.Options()
-	if p.CheckpointInterval != 1000 || p.BatchSize != 100 || p.RebuildBatchSize != 1000 || p.Sequential {
-		t.Errorf("default projection options %+v", p)
-	}
-
+func TestEventsAndProjectionsValidate(t *testing.T) {
 	bad := Default()
 	bad.Events.MaxConcurrentHandlers = 0
 	bad.Projections.BatchSize = -1

@@ -127,7 +127,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Node, err er
 	}
 	busOpts := handlers.Options{Registry: opts.Registry, Remote: n.remote, Logger: log}
 	n.commands, n.queries = handlers.NewCommandBus(busOpts), handlers.NewQueryBus(busOpts)
-	evOpts := cfg.Events.Options()
+	evOpts := EventOptions(cfg.Events)
 	evOpts.Registry, evOpts.Logger = opts.Registry, log
 	n.events = handlers.NewEventBus(evOpts)
 	leases, err := projections.NewKVLeases(ctx, n.js, projections.KVLeaseOptions{
@@ -136,7 +136,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Node, err er
 	if err != nil {
 		return nil, err
 	}
-	pOpts := cfg.Projections.Options()
+	pOpts := ProjectionOptions(cfg.Projections)
 	pOpts.Checkpoints, pOpts.Leases, pOpts.Logger = n.checkpoints, leases, log
 	if n.projections, err = projections.New(n.store, pOpts); err != nil {
 		return nil, err
