@@ -186,14 +186,18 @@ func (r *runner) jobs() []job {
 			}},
 		job{names: []string{"load.1000", "load.1000.snapshot"}, env: plain, run: r.load},
 		job{names: []string{r.readAllName()}, env: plain, run: r.readAll},
+		job{names: []string{r.auditName()}, env: plain, run: r.auditRate},
 		job{names: []string{"append.allocs"}, env: plain, run: r.allocs},
+		job{names: []string{"codec.upcast"}, env: plain, run: r.upcastLoad},
 	)
 	jobs = append(jobs, r.groupCommitJobs()...)
 	jobs = append(jobs, r.busJobs()...)
+	jobs = append(jobs, r.httpJobs()...)
 	jobs = append(jobs, r.durableJobs()...)
 	jobs = append(jobs, r.projectionJobs()...)
 	jobs = append(jobs, r.sagaJobs()...)
 	jobs = append(jobs, r.bridgeJobs()...)
+	jobs = append(jobs, r.bridgeE2EJobs()...)
 	jobs = append(jobs, r.webhookJobs()...)
 	return jobs
 }

@@ -19,8 +19,13 @@
 //	                      the same load without snapshots (ms)
 //	readall.1m / .100k    ReadAll from 0 vs an ordered consumer reading
 //	                      every message (events/s)
+//	audit.rate.1m / .100k a full integrity audit (jetstream/audit) vs the
+//	                      ordered consumer it reads through (events/s)
 //	append.allocs         heap allocations per single-event append vs per
 //	                      js.PublishMsg (allocs/op)
+//	codec.upcast          Repository.Load of a 1,000-event aggregate stored
+//	                      as v1 and upcast v1 → v2 → v3 on read, vs the same
+//	                      load of one stored as v3 (ms)
 //
 // The ratio is always ours/raw. For throughput (events/s) higher is
 // better and the target reads ">= x"; for latency, time and allocations

@@ -303,6 +303,14 @@ func (r *runner) preload(ctx context.Context, e *env, st *lxjs.EventStore, name 
 	if template.Get(versionHeader) != "1" {
 		return fmt.Errorf("preload: the store no longer writes the version in %s (it wrote %v): update bench.preload", versionHeader, stored.Header)
 	}
+	// Each event carries the hash of its aggregate's previous one, as the
+	// store would have written it.
+	firstEvent, err := lxjs.StoredEventOf(stored.Sequence, stored.Header, stored.Data)
+	if err != nil {
+		return fmt.Errorf("preload: %w", err)
+	}
+	prevs := make([]string, aggregates)
+	prevs[0] = firstEvent.Hash()
 
 	var failed atomic.Pointer[error]
 	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
@@ -323,6 +331,8 @@ func (r *runner) preload(ctx context.Context, e *env, st *lxjs.EventStore, name 
 		h := maps.Clone(template)
 		h[lxjs.IDHeader] = []string{platform.NewEventID()}
 		h[versionHeader] = []string{strconv.Itoa(version)}
+		h[lxjs.PrevHeader] = []string{prevs[a]}
+		prevs[a] = platform.ChainHash(prevs[a], h[lxjs.IDHeader][0], firstEvent.Type, firstEvent.SchemaVersion, uint64(version), bodies[a])
 		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: subjects[a], Header: h, Data: bodies[a]}, jetstream.WithStallWait(time.Minute)); err != nil {
 			return fmt.Errorf("preload: %w", err)
 		}

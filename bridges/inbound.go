@@ -32,7 +32,11 @@ type InboundOptions struct {
 	// Subject, the broker's routing key or topic, or its headers). An
 	// empty answer dead-letters the message.
 	SubjectFunc func(m *Message) string
-	Format      Format
+	// Events, if set, appends each message to the event store as an
+	// event instead (see InboundEvents); Subject and SubjectFunc stay
+	// empty.
+	Events *InboundEvents
+	Format Format
 	// Workers publish concurrently; messages are spread over them by Key
 	// (by Subject when a message has no key), so messages with one key
 	// keep their order. Default 1.
@@ -130,7 +134,7 @@ func NewInbound(ctx context.Context, js jetstream.JetStream, sub Subscriber, opt
 			}
 		}
 	})
-	in.log.InfoContext(ctx, "bridge started", "subject", opts.Subject, "format", opts.Format.String(), "workers", opts.Workers)
+	in.log.InfoContext(ctx, "bridge started", "subject", opts.Subject, "events", opts.Events != nil, "format", opts.Format.String(), "workers", opts.Workers)
 	return in, nil
 }
 
@@ -142,7 +146,14 @@ func inboundDefaults(o InboundOptions) (InboundOptions, error) {
 	bad := func(format string, args ...any) {
 		errs = append(errs, platform.Errorf(platform.CodeInvalidArgument, "bridge %s: "+format, append([]any{o.Name}, args...)...))
 	}
-	if o.Subject == "" && o.SubjectFunc == nil {
+	if o.Events != nil {
+		ev := *o.Events // the caller's stay as they were
+		ev.defaults(bad)
+		o.Events = &ev
+		if o.Subject != "" || o.SubjectFunc != nil {
+			bad("subject %q: a bridge that lands messages as events appends them to the event store; leave Subject and SubjectFunc empty", o.Subject)
+		}
+	} else if o.Subject == "" && o.SubjectFunc == nil {
 		bad("subject is empty: name the JetStream subject messages land on, e.g. \"inbound.orders\"")
 	}
 	if o.Workers < 0 || o.BatchSize < 0 || o.PublishTimeout < 0 {
@@ -212,6 +223,14 @@ func (in *Inbound) work(q chan *Delivery) {
 			default:
 				break fill
 			}
+		}
+		if in.opts.Events != nil {
+			for _, d := range batch {
+				if !in.storeEvent(d) {
+					return // Stop gave up: the broker delivers the rest again
+				}
+			}
+			continue
 		}
 		if !in.store(batch) {
 			return // Stop gave up: the broker delivers the rest again

@@ -19,6 +19,12 @@ const (
 	BridgeInbound  = "inbound"  // from the broker into JetStream
 )
 
+// What an inbound bridge's messages land as (Bridge.LandAs).
+const (
+	LandAsMessages = "messages" // plain messages on the bridge's subject
+	LandAsEvents   = "events"   // events appended to the event store
+)
+
 // bridgesKey is the YAML key of the bridges section. It is a list, so it
 // has no environment variable and is not in the settings table: Load
 // reads it on its own (parseBridges).
@@ -55,8 +61,16 @@ type Bridge struct {
 	// FromNow, outbound, starts a new bridge at the next message instead
 	// of the first stored.
 	FromNow bool `koanf:"from_now"`
-	// Subject, inbound and required, is where messages land.
+	// Subject, inbound and required unless land_as is "events", is where
+	// messages land.
 	Subject string `koanf:"subject"`
+	// LandAs, inbound, is "messages" (the default: plain messages on
+	// Subject) or "events": each message is appended to the event store
+	// as an event, as Events says.
+	LandAs string `koanf:"land_as"`
+	// Events, inbound with land_as: events, say how a message becomes an
+	// event of the store.
+	Events BridgeEvents `koanf:"events"`
 
 	// Format is "passthrough" (the default), "cloudevents-binary" or
 	// "cloudevents-structured".
@@ -90,6 +104,44 @@ type BridgeBackoff struct {
 	Min time.Duration `koanf:"min"`
 	Max time.Duration `koanf:"max"`
 }
+
+// BridgeEvents say how an inbound bridge with land_as: events makes an
+// event of each message (see bridges.InboundEvents): the event type from
+// the type header or the types mapping, the aggregate from the
+// CloudEvent's attributes, a header or a JSON field, the event ID from the
+// broker's message ID.
+type BridgeEvents struct {
+	// TypeHeader names the header with the event type. Default Lx-Type,
+	// which the CloudEvents formats fill from the CloudEvent's type.
+	TypeHeader string `koanf:"type_header"`
+	// Types map the type header's value, or the broker's routing key or
+	// topic, to a registered event type name.
+	Types map[string]string `koanf:"types"`
+	// AggregateType is the aggregate type of messages that name none.
+	AggregateType string `koanf:"aggregate_type"`
+	// AggregateTypeHeader and AggregateIDHeader name headers with the
+	// aggregate's type and ID.
+	AggregateTypeHeader string `koanf:"aggregate_type_header"`
+	AggregateIDHeader   string `koanf:"aggregate_id_header"`
+	// AggregateIDField is a top-level field of the JSON body with the
+	// aggregate ID.
+	AggregateIDField string `koanf:"aggregate_id_field"`
+}
+
+// set reports whether any key of the section is given.
+func (e BridgeEvents) set() bool {
+	return e.TypeHeader != "" || len(e.Types) > 0 || e.AggregateType != "" || e.AggregateTypeHeader != "" || e.AggregateIDHeader != "" || e.AggregateIDField != ""
+}
+
+// LandsAsEvents reports whether an inbound bridge appends its messages to
+// the event store.
+func (b Bridge) LandsAsEvents() bool {
+	return b.Direction == BridgeInbound && strings.EqualFold(b.LandAs, LandAsEvents)
+}
+
+// bridgeEventTypesKey is the mapping of event types: its keys and values
+// hold dots, so it is parsed on its own, like settings.
+const bridgeEventTypesKey = "events.types"
 
 // DefaultBridge is what a bridge's unset keys are.
 func DefaultBridge() Bridge {
@@ -169,7 +221,7 @@ func parseBridge(i int, m map[string]any) (Bridge, []error) {
 	values := map[string]any{}
 	settingsRaw, hasSettings := m["settings"]
 	flat := map[string]any{}
-	flatten(m, "", flat, "settings")
+	flatten(m, "", flat)
 	for _, key := range slices.Sorted(maps.Keys(flat)) {
 		v := flat[key]
 		field := label + "." + key
@@ -196,6 +248,11 @@ func parseBridge(i int, m map[string]any) (Bridge, []error) {
 		problems = append(problems, errs...)
 		values["settings"] = settings
 	}
+	if ev, ok := m["events"].(map[string]any); ok && ev["types"] != nil {
+		types, errs := parseEventTypes(label+"."+bridgeEventTypesKey, ev["types"])
+		problems = append(problems, errs...)
+		values[bridgeEventTypesKey] = types
+	}
 	// The values have their fields' types already; ErrorUnused only
 	// guards against the table and the struct drifting apart.
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{TagName: "koanf", ErrorUnused: true, Result: &b})
@@ -208,12 +265,12 @@ func parseBridge(i int, m map[string]any) (Bridge, []error) {
 	return b, problems
 }
 
-// flatten copies m into out with dotted keys, leaving the key skip (the
-// settings map, whose keys may hold dots) for its own parser.
-func flatten(m map[string]any, prefix string, out map[string]any, skip string) {
+// flatten copies m into out with dotted keys, leaving the maps whose keys
+// may hold dots (settings, events.types) for their own parsers.
+func flatten(m map[string]any, prefix string, out map[string]any) {
 	for k, v := range m {
 		key := prefix + k
-		if key == skip {
+		if key == "settings" || key == bridgeEventTypesKey {
 			continue
 		}
 		if sub, ok := v.(map[string]any); ok {
@@ -221,7 +278,7 @@ func flatten(m map[string]any, prefix string, out map[string]any, skip string) {
 				out[key] = nil
 				continue
 			}
-			flatten(sub, key+".", out, "")
+			flatten(sub, key+".", out)
 			continue
 		}
 		out[key] = v
@@ -297,6 +354,26 @@ func parseBridgeSettings(label string, raw any) (map[string]string, []error) {
 		}
 	}
 	walk("", m)
+	return out, problems
+}
+
+// parseEventTypes reads events.types: names from outside (a header value,
+// a routing key, a topic) to registered event type names, both strings.
+func parseEventTypes(field string, raw any) (map[string]string, []error) {
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return nil, []error{&FieldError{Field: field, Problem: `is not a map: write one "name from the broker": "registered.event-type" line per type under it`}}
+	}
+	out := make(map[string]string, len(m))
+	var problems []error
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		v, ok := m[k].(string)
+		if !ok || v == "" || k == "" {
+			problems = append(problems, &FieldError{Field: field + "." + k, Value: strconv.Quote(fmt.Sprint(m[k])), Problem: `is not an event type name: map each name to a registered event type, e.g. "order.placed"`})
+			continue
+		}
+		out[k] = v
+	}
 	return out, problems
 }
 
@@ -405,6 +482,12 @@ func validateBridges(bs []Bridge, store Store, p *problems) {
 }
 
 func (b Bridge) validateOutbound(field func(string) string, store Store, p *problems) {
+	if b.LandAs != "" {
+		p.add(field("land_as"), strconv.Quote(b.LandAs), "is for inbound bridges: remove it, or set direction: inbound")
+	}
+	if b.Events.set() {
+		p.add(field("events"), "", "is for inbound bridges with land_as: events: remove it, or set direction: inbound")
+	}
 	if b.Subject != "" {
 		p.add(field("subject"), strconv.Quote(b.Subject), "is for inbound bridges: an outbound bridge reads stream and subjects; remove it, or set direction: inbound")
 	}
@@ -434,6 +517,16 @@ func (b Bridge) validateOutbound(field func(string) string, store Store, p *prob
 
 func (b Bridge) validateInbound(field func(string) string, store Store, p *problems) {
 	switch {
+	case b.LandAs != "" && !strings.EqualFold(b.LandAs, LandAsMessages) && !strings.EqualFold(b.LandAs, LandAsEvents):
+		p.add(field("land_as"), strconv.Quote(b.LandAs), `is not what messages land as: use "messages" (plain messages on subject, the default) or "events" (events appended to the event store)`)
+	case b.LandsAsEvents():
+		b.validateEvents(field, store, p)
+	case b.Events.set():
+		p.add(field("events"), "", `is for land_as: events: remove it, or set land_as: events`)
+	}
+	switch {
+	case b.LandsAsEvents():
+		// The events land on the store's subjects: no subject of its own.
 	case b.Subject == "":
 		p.add(field("subject"), "", `is empty: name the JetStream subject messages land on, e.g. "inbound.payments"`)
 	case !isSubject(b.Subject, false):
@@ -452,6 +545,31 @@ func (b Bridge) validateInbound(field func(string) string, store Store, p *probl
 		if o.set {
 			p.add(field(o.key), "", "is for outbound bridges: remove it, or set direction: outbound")
 		}
+	}
+}
+
+// validateEvents checks an inbound bridge that appends to the event
+// store: it has no subject or stream of its own, and its header names and
+// aggregate type must be usable.
+func (b Bridge) validateEvents(field func(string) string, store Store, p *problems) {
+	if b.Subject != "" {
+		p.add(field("subject"), strconv.Quote(b.Subject), "is for land_as: messages: events land on the event store's subjects; remove it")
+	}
+	if b.Stream != "" && b.Stream != store.Stream {
+		p.add(field("stream"), strconv.Quote(b.Stream), fmt.Sprintf("is not the event store's stream %q: events are appended to the store; remove it", store.Stream))
+	}
+	for _, h := range []struct{ key, v string }{
+		{"events.type_header", b.Events.TypeHeader}, {"events.aggregate_type_header", b.Events.AggregateTypeHeader}, {"events.aggregate_id_header", b.Events.AggregateIDHeader},
+	} {
+		if h.v != "" && strings.ContainsFunc(h.v, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == ':' }) {
+			p.add(field(h.key), strconv.Quote(h.v), `is not a header name: use printable ASCII without spaces or ':', e.g. "ce-type"`)
+		}
+	}
+	if t := b.Events.AggregateType; t != "" && (!isToken(t) || len(t) > 64) {
+		p.add(field("events.aggregate_type"), strconv.Quote(t), "is not an aggregate type: use 1 to 64 letters, digits, '-' and '_'")
+	}
+	if f := b.Events.AggregateIDField; f != "" && strings.TrimSpace(f) != f {
+		p.add(field("events.aggregate_id_field"), strconv.Quote(f), "starts or ends with white space: name a top-level field of the JSON body, e.g. \"orderId\"")
 	}
 }
 

@@ -109,6 +109,13 @@ type Store struct {
 	// power loss of every server: sync_interval always, verified). Below
 	// it the node refuses to start, naming what is in force and the fix.
 	RequireDurability string `koanf:"require_durability"`
+	// ScrubRate runs the integrity audit in the background, checking at
+	// most this many events per second (jetstream/audit). 0 (the
+	// default) leaves it off.
+	ScrubRate int `koanf:"scrub_rate"`
+	// ScrubInterval is the least time between the starts of two audit
+	// passes. Default 1h.
+	ScrubInterval time.Duration `koanf:"scrub_interval"`
 }
 
 // Snapshots configures aggregate snapshots and projection checkpoints,
@@ -176,6 +183,9 @@ type HTTP struct {
 	// Addr is host:port. Default "127.0.0.1:8080"; an empty host listens
 	// on every interface.
 	Addr string `koanf:"addr"`
+	// Token is the bearer token every /api route requires when Addr is
+	// not a loopback address. Never logged.
+	Token string `koanf:"token" redact:"all"`
 }
 
 // Default returns the configuration used for everything the file and the
@@ -199,6 +209,7 @@ func Default() Config {
 			Codec:             "msgpack",
 			GroupCommit:       "auto",
 			RequireDurability: "any",
+			ScrubInterval:     time.Hour,
 		},
 		Snapshots: Snapshots{
 			Bucket:           "lexigram_snapshots",

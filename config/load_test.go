@@ -161,7 +161,7 @@ http:
 	want.Store = Store{
 		Stream: "ORDERS", SubjectPrefix: "events", Replicas: 3, Storage: "memory",
 		MaxAge: 720 * time.Hour, MaxBytes: 1 << 30, DuplicateWindow: 30 * time.Second, Codec: "json", GroupCommit: "auto",
-		RequireDurability: "any",
+		RequireDurability: "any", ScrubInterval: time.Hour,
 	}
 	want.Snapshots.EveryEvents = 0
 	want.Snapshots.Interval = 90 * time.Second

@@ -177,6 +177,12 @@ func (s Store) validate(p *problems) {
 	if s.RequireDurability != "any" && s.RequireDurability != "replicated" && s.RequireDurability != "fsync" {
 		p.add("store.require_durability", strconv.Quote(s.RequireDurability), `is not a durability level: use "any", "replicated" (survives losing one server) or "fsync" (survives losing power everywhere)`)
 	}
+	if s.ScrubRate < 0 {
+		p.add("store.scrub_rate", strconv.Itoa(s.ScrubRate), "is negative: use 0 to leave the background audit off, or events per second, e.g. 500")
+	}
+	if s.ScrubInterval <= 0 {
+		p.add("store.scrub_interval", quoteDuration(s.ScrubInterval), `is not positive: use e.g. "1h"`)
+	}
 }
 
 func (s Snapshots) validate(p *problems) {

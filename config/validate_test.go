@@ -41,6 +41,8 @@ func TestValidateNamesEachField(t *testing.T) {
 		{"require durability", func(c *Config) { c.Store.RequireDurability = "durable" }, "store.require_durability",
 			`store.require_durability: "durable" is not a durability level: use "any", "replicated" (survives losing one server) or "fsync" (survives losing power everywhere)`},
 		{"require durability empty", func(c *Config) { c.Store.RequireDurability = "" }, "store.require_durability", "is not a durability level"},
+		{"scrub rate", func(c *Config) { c.Store.ScrubRate = -1 }, "store.scrub_rate", "store.scrub_rate: -1 is negative: use 0 to leave the background audit off, or events per second, e.g. 500"},
+		{"scrub interval", func(c *Config) { c.Store.ScrubInterval = 0 }, "store.scrub_interval", `store.scrub_interval: "0s" is not positive: use e.g. "1h"`},
 		{"log level", func(c *Config) { c.Logging.Level = "verbose" }, "logging.level",
 			`logging.level: "verbose" is not a log level: use "debug", "info", "warn" or "error"`},
 		{"log format", func(c *Config) { c.Logging.Format = "xml" }, "logging.format", "is not a log format"},

@@ -167,7 +167,7 @@ func NewEventBus(opts EventOptions) *EventBus {
 	opts.defaults()
 	return &EventBus{o: opts, tracer: newSpanner(opts.TracerProvider), names: newNames("dispatch event "),
 		sem: make(chan struct{}, opts.MaxConcurrentHandlers), propag: propagation.TraceContext{},
-		subs: map[string][]*subscriber{}, prog: progress{pending: map[uint64]struct{}{}, changed: make(chan struct{})}}
+		subs: map[string][]*subscriber{}, prog: progress{pending: map[uint64]int{}, changed: make(chan struct{})}}
 }
 
 // EventRegistrar is what HandleEvent registers with: an *EventBus or a
@@ -394,7 +394,7 @@ func (b *EventBus) Run(ctx context.Context, src Subscriber, after uint64) error 
 		}
 		after = env.Position
 		b.prog.fed(env.Position)
-		if len(b.handlersOf(env.Type)) == 0 {
+		if env.Retired() || len(b.handlersOf(env.Type)) == 0 {
 			b.prog.done(env.Position)
 			continue
 		}
@@ -475,22 +475,24 @@ func (b *EventBus) WaitFor(ctx context.Context, pos uint64) error {
 // position below which everything is done.
 type progress struct {
 	mu      sync.Mutex
-	last    uint64              // highest position fed
-	pending map[uint64]struct{} // fed, not yet dispatched
-	changed chan struct{}       // closed and replaced on every change
+	last    uint64         // highest position fed
+	pending map[uint64]int // fed, not yet dispatched: how many envelopes (an event split on read shares its position)
+	changed chan struct{}  // closed and replaced on every change
 }
 
 func (p *progress) fed(pos uint64) {
 	p.mu.Lock()
 	p.last = max(p.last, pos)
-	p.pending[pos] = struct{}{}
+	p.pending[pos]++
 	p.notify()
 	p.mu.Unlock()
 }
 
 func (p *progress) done(pos uint64) {
 	p.mu.Lock()
-	delete(p.pending, pos)
+	if p.pending[pos]--; p.pending[pos] <= 0 {
+		delete(p.pending, pos)
+	}
 	p.notify()
 	p.mu.Unlock()
 }

@@ -236,8 +236,11 @@ func encodeResult(c platform.Codec, res CommandResult) ([]byte, error) {
 	return c.Marshal(w)
 }
 
-// decodeResult decodes a remote CommandResult. An event whose type this
-// process has not registered keeps a nil Event; its other fields are set.
+// decodeResult decodes a remote CommandResult. Events are read as a store
+// reads them: upcast to the current version of this process's registry,
+// which may be newer than the handler's, and split or retired as it says.
+// An event whose type or version this process has not registered keeps a
+// nil Event; its other fields are set.
 func decodeResult(c platform.Codec, reg *platform.Registry, data []byte) (CommandResult, error) {
 	if len(data) == 0 {
 		return CommandResult{}, nil
@@ -248,12 +251,15 @@ func decodeResult(c platform.Codec, reg *platform.Registry, data []byte) (Comman
 	}
 	res := CommandResult{Aggregate: w.Aggregate, Version: w.Version, Position: w.Position, Changes: w.Changes}
 	if len(w.Events) > 0 {
-		res.Events = make([]platform.Envelope, len(w.Events))
+		res.Events = make([]platform.Envelope, 0, len(w.Events))
 	}
-	for i, e := range w.Events {
-		ev, _ := reg.Decode(c, e.Type, e.Data)
-		res.Events[i] = platform.Envelope{ID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, Stream: e.Stream, Version: e.Version,
-			Position: e.Position, Time: e.Time, CorrelationID: e.CorrelationID, CausationID: e.CausationID, Metadata: e.Metadata, Event: ev}
+	for _, e := range w.Events {
+		env := platform.Envelope{ID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, Stream: e.Stream, Version: e.Version,
+			Position: e.Position, Time: e.Time, CorrelationID: e.CorrelationID, CausationID: e.CausationID, Metadata: e.Metadata}
+		var err error
+		if res.Events, err = reg.DecodeEnvelope(c, &env, e.Data, res.Events); err != nil {
+			res.Events = append(res.Events, env)
+		}
 	}
 	return res, nil
 }

@@ -94,7 +94,9 @@ type appendOp struct {
 	events   []platform.Envelope
 	msgs     []*nats.Msg // one per event; publish sets their versions
 	expected platform.ExpectedVersion
-	lastSeen tail // the aggregate's last event when base found a conflict
+	lastSeen tail     // the aggregate's last event when base found a conflict
+	prevs    []string // the Lx-Prev values (chain.go)
+	head     string   // the last event's ChainHash, as stamp chained them
 }
 
 func (a *appendOp) checkSizes() error {
@@ -105,7 +107,7 @@ func (a *appendOp) checkSizes() error {
 				"append to %s: event %d (%s) is %d bytes encoded; the limit is %d (the server's max_payload %d less %d for headers): make the event smaller, or raise max_payload",
 				a.stream, i+1, a.events[i].Type, n, limit, a.s.maxMsg, headerRoom)
 		}
-		if n := msgSize(m) + 128; n > a.s.maxMsg { // 128: the batch and expectation headers added later
+		if n := msgSize(m) + 128 + prevRoom; n > a.s.maxMsg { // 128: the batch and expectation headers added later
 			return platform.Errorf(platform.CodeInvalidArgument,
 				"append to %s: event %d (%s) is %d bytes with its headers; the server's max_payload is %d: carry less metadata",
 				a.stream, i+1, a.events[i].Type, n, a.s.maxMsg)
@@ -201,10 +203,12 @@ func (a *appendOp) send(ctx context.Context, base tail) (platform.AppendResult, 
 	}
 }
 
-// tail is an aggregate's last stored event: its version and position.
+// tail is an aggregate's last stored event: its version and position,
+// and its ChainHash (chain.go).
 type tail struct {
 	version, seq uint64
 	eventID      string
+	hash         string
 }
 
 // base finds the aggregate's version and the position of its last event,
@@ -216,7 +220,7 @@ func (a *appendOp) base(ctx context.Context) (tail, error) {
 	case check && want == 0:
 		return tail{}, nil
 	case check && rev.Position != 0:
-		return tail{version: rev.Version, seq: rev.Position}, nil
+		return a.chainedBase(ctx, tail{version: rev.Version, seq: rev.Position})
 	}
 	cur, err := a.s.last(ctx, a.subject)
 	if err != nil {
@@ -261,6 +265,7 @@ func (a *appendOp) publish(ctx context.Context, base tail) (platform.AppendResul
 			return a.s.storedAt(ctx, a.stream, ack.Sequence)
 		}
 		res.FirstPosition, res.LastPosition = ack.Sequence, ack.Sequence
+		a.s.chain.put(a.subject, res.LastPosition, a.head)
 		return res, nil
 	}
 	ack, err := jetstreamext.PublishMsgBatch(ctx, a.s.js, msgs, noFirstAck)
@@ -270,12 +275,15 @@ func (a *appendOp) publish(ctx context.Context, base tail) (platform.AppendResul
 	// A batch is stored in one piece, so its positions are contiguous.
 	res.LastPosition = ack.Sequence
 	res.FirstPosition = ack.Sequence - uint64(len(msgs)) + 1
+	a.s.chain.put(a.subject, res.LastPosition, a.head)
 	return res, nil
 }
 
-// stamp readies the messages for a publish on base: their versions, the
-// expected sequence on the first, and none of an earlier batch's headers.
+// stamp readies the messages for a publish on base: their versions and
+// previous-hashes, the expected sequence on the first, and none of an
+// earlier batch's headers.
 func (a *appendOp) stamp(base tail) {
+	a.head = a.chain(base)
 	for i, m := range a.msgs {
 		setVersion(m, base.version+uint64(i)+1)
 		m.Reply = ""
@@ -338,11 +346,12 @@ func (s *EventStore) last(ctx context.Context, subject string) (tail, error) {
 	if err != nil {
 		return tail{}, platform.Errorf(platform.CodeStoreUnavailable, "read the last event on %s: %w", subject, err)
 	}
-	v, err := versionOf(m.Header, m.Sequence)
+	t, err := tailOf(m)
 	if err != nil {
 		return tail{}, err
 	}
-	return tail{version: v, seq: m.Sequence, eventID: eventID(m.Header)}, nil
+	s.chain.put(subject, t.seq, t.hash)
+	return t, nil
 }
 
 func apiCode(err error) jetstream.ErrorCode {
@@ -370,5 +379,7 @@ func retryable(err error) bool {
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
 }
+
+func isNotFound(err error) bool { return errors.Is(err, jetstream.ErrMsgNotFound) }
 
 func uitoa(n uint64) string { return strconv.FormatUint(n, 10) }

@@ -160,6 +160,12 @@ func BenchmarkAppendSingle(b *testing.B) { newBenchEnv(b).appendLoop(b, 1) }
 func BenchmarkAppendSingleGroupCommit(b *testing.B) {
 	newBenchEnv(b, func(o *lxjs.Options) { o.GroupCommit.Enabled = true }).appendLoop(b, 1)
 }
+
+// BenchmarkAppendSingleChainMiss: without the chain cache every append
+// at an exact revision first reads the event it chains to.
+func BenchmarkAppendSingleChainMiss(b *testing.B) {
+	newBenchEnv(b, func(o *lxjs.Options) { o.ChainCache = -1 }).appendLoop(b, 1)
+}
 func BenchmarkRawPublish(b *testing.B)        { newBenchEnv(b).rawLoop(b, 1) }
 func BenchmarkAppendBatch10(b *testing.B)     { newBenchEnv(b).appendLoop(b, 10) }
 func BenchmarkRawPublishBatch10(b *testing.B) { newBenchEnv(b).rawLoop(b, 10) }

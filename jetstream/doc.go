@@ -26,6 +26,18 @@
 // a read sees the appends and deletes made before it.
 // ReadAll and Subscribe (the live tail) use an ordered consumer.
 //
+// # Hash chain
+//
+// Every event carries in Lx-Prev the platform.ChainHash of its
+// aggregate's previous event as stored (empty for the first), so each
+// aggregate's history is a hash chain: a lost, forged or altered event
+// breaks it where it happened. Package audit (jetstream/audit, `lexigram
+// audit`, the node's background scrubber) checks the chains, the
+// versions and the global order. The hash of the event an append builds
+// on comes from a bounded per-process cache that reads and appends fill,
+// so an append after a load costs no extra round trip; a miss costs one
+// direct get (Options.ChainCache, ChainStats; chain.go has the details).
+//
 // # Durability
 //
 // The store reports what an acknowledged append survives

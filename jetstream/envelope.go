@@ -18,6 +18,11 @@ const TypeHeader = hdrType
 // IDHeader carries a stored event's ID.
 const IDHeader = hdrID
 
+// SchemaHeader carries a stored event's schema version, with TypeHeader
+// what a reader asks the registry about (platform.Registry.Resolve) to
+// route an event without decoding it.
+const SchemaHeader = hdrSchema
+
 // Headers of a stored event. The aggregate type and ID are in the subject,
 // the position and time in the stream's own metadata.
 const (
@@ -46,7 +51,7 @@ const (
 func (s *EventStore) newMsg(subject string, e *platform.Envelope, body []byte, dedupe, batch bool) *nats.Msg {
 	// Sized for every header the message will carry: a map of up to eight
 	// is one allocation, and a larger one must not grow while being filled.
-	n := 6 + len(e.Metadata) // ID, type, schema, codec, version, expected sequence
+	n := 7 + len(e.Metadata) // ID, type, schema, codec, version, expected sequence, previous hash
 	for _, more := range [...]bool{dedupe, e.CorrelationID != "", e.CausationID != ""} {
 		if more {
 			n++
@@ -125,23 +130,51 @@ func (c *subjects) streamOf(subject string) (platform.StreamID, error) {
 
 // Decode turns a message of the store's stream, as a consumer, a direct
 // get or a copy of it delivers it, into an envelope: the event decoded
-// with the store's registry, position = the stream sequence. Errors carry
-// platform.CodeCorruptEvent or platform.CodeUnknownEventType: such a
-// message can never be handled and should not be retried.
+// with the store's registry and upcast to its current version, position =
+// the stream sequence. A message that reads as several events or none (an
+// event split or retired on read) is an error telling to use DecodeAll.
+// Errors are *platform.DecodeError, with platform.CodeCorruptEvent or
+// platform.CodeUnknownEventType: such a message can never be handled and
+// should not be retried.
 func (s *EventStore) Decode(subject string, position uint64, stored time.Time, h nats.Header, data []byte) (platform.Envelope, error) {
-	names := subjects{prefix: s.opts.SubjectPrefix}
-	return s.decode(&names, subject, position, stored, h, data)
+	var one [1]platform.Envelope
+	out, err := s.DecodeAll(subject, position, stored, h, data, one[:0])
+	if err != nil {
+		return platform.Envelope{}, err
+	}
+	if n := len(out); n != 1 || out[0].Retired() {
+		if n == 1 {
+			n = 0 // the marker of a retired event
+		}
+		return platform.Envelope{}, platform.Errorf(platform.CodeInvalidArgument, "event at position %d on %s reads as %d events (type %q version %s, upcast): use DecodeAll",
+			position, subject, n, h.Get(hdrType), h.Get(hdrSchema))
+	}
+	return out[0], nil
 }
 
-// decode turns a stored message into an envelope. Anything missing or
-// unreadable is a CodeCorruptEvent error naming the position.
-func (s *EventStore) decode(names *subjects, subject string, seq uint64, tm time.Time, h nats.Header, data []byte) (platform.Envelope, error) {
-	corrupt := func(format string, args ...any) (platform.Envelope, error) {
-		return platform.Envelope{}, platform.Errorf(platform.CodeCorruptEvent, "event at position %d on %s: "+format, append([]any{seq, subject}, args...)...)
+// DecodeAll is Decode for a message that may read as several events or
+// none: it appends to out the envelopes the message reads as, the same
+// that Read, ReadAll and Subscribe yield for it: one, the parts of an
+// event split on read (platform.Origin), or the marker of a retired one
+// (platform.Envelope.Retired).
+func (s *EventStore) DecodeAll(subject string, position uint64, stored time.Time, h nats.Header, data []byte, out []platform.Envelope) ([]platform.Envelope, error) {
+	names := subjects{prefix: s.opts.SubjectPrefix}
+	return s.decode(&names, subject, position, stored, h, data, out)
+}
+
+// Registry is the registry the store decodes with.
+func (s *EventStore) Registry() *platform.Registry { return s.registry }
+
+// decode appends the envelopes a stored message reads as to out. Anything
+// missing or unreadable is a *platform.DecodeError naming the position.
+func (s *EventStore) decode(names *subjects, subject string, seq uint64, tm time.Time, h nats.Header, data []byte, out []platform.Envelope) ([]platform.Envelope, error) {
+	corrupt := func(e platform.Envelope, format string, args ...any) ([]platform.Envelope, error) {
+		return out, &platform.DecodeError{Stream: e.Stream, Version: e.Version, Position: seq, Type: h.Get(hdrType), SchemaVersion: e.SchemaVersion,
+			Err: platform.Errorf(platform.CodeCorruptEvent, "on %s: "+format, append([]any{subject}, args...)...)}
 	}
 	stream, err := names.streamOf(subject)
 	if err != nil {
-		return corrupt("%w", err)
+		return corrupt(platform.Envelope{}, "%w", err)
 	}
 	e := platform.Envelope{
 		ID:            eventID(h),
@@ -153,10 +186,10 @@ func (s *EventStore) decode(names *subjects, subject string, seq uint64, tm time
 		CausationID:   h.Get(hdrCausation),
 	}
 	if e.Version, err = strconv.ParseUint(h.Get(hdrVersion), 10, 64); err != nil {
-		return corrupt("bad %s header: %w", hdrVersion, err)
+		return corrupt(e, "bad %s header: %w", hdrVersion, err)
 	}
 	if e.SchemaVersion, err = strconv.Atoi(h.Get(hdrSchema)); err != nil {
-		return corrupt("bad %s header: %w", hdrSchema, err)
+		return corrupt(e, "bad %s header: %w", hdrSchema, err)
 	}
 	for k, vs := range h {
 		if key, ok := strings.CutPrefix(k, hdrMetaPrefix); ok && len(vs) > 0 {
@@ -169,13 +202,10 @@ func (s *EventStore) decode(names *subjects, subject string, seq uint64, tm time
 	codec := s.codec
 	if name := h.Get(hdrCodec); name != codec.Name() {
 		if codec, err = platform.CodecByName(name); err != nil {
-			return corrupt("%w", err)
+			return corrupt(e, "%w", err)
 		}
 	}
-	if e.Event, err = s.registry.Decode(codec, e.Type, data); err != nil {
-		return platform.Envelope{}, platform.Errorf(platform.CodeOf(err), "event at position %d (%s version %d): %w", seq, stream, e.Version, err)
-	}
-	return e, nil
+	return s.registry.DecodeEnvelope(codec, &e, data, out)
 }
 
 // versionOf reads the aggregate version header of a stored message.

@@ -100,6 +100,7 @@ func (c *committer) publish(ctx context.Context, group []*pending) error {
 	pos := ack.Sequence - uint64(len(msgs)) + 1
 	for _, p := range group {
 		n := uint64(len(p.a.msgs))
+		c.s.chain.put(p.a.subject, pos+n-1, p.a.head)
 		c.answer(p, outcome{res: platform.AppendResult{
 			FirstVersion: p.base.version + 1, LastVersion: p.base.version + n,
 			FirstPosition: pos, LastPosition: pos + n - 1,
@@ -167,11 +168,11 @@ func (c *committer) lasts(ctx context.Context, group []*pending) (map[string]tai
 			if err != nil {
 				return nil, platform.Errorf(platform.CodeStoreUnavailable, "group commit: read the aggregates' last events: %w", err)
 			}
-			v, err := versionOf(m.Header, m.Sequence)
+			t, err := tailOf(m)
 			if err != nil {
 				return nil, err
 			}
-			current[m.Subject] = tail{version: v, seq: m.Sequence, eventID: eventID(m.Header)}
+			current[m.Subject] = t
 		}
 		return current, nil
 	}

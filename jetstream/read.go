@@ -29,6 +29,7 @@ func (s *EventStore) Read(ctx context.Context, stream platform.StreamID, after p
 		subject := subjectOf(s.opts.SubjectPrefix, stream)
 		names := subjects{prefix: s.opts.SubjectPrefix}
 		start := after.Position + 1
+		var buf []platform.Envelope
 		for m, err := range s.readSubject(ctx, subject, start) {
 			if err != nil {
 				yield(platform.Envelope{}, platform.Errorf(platform.CodeStoreUnavailable, "read %s: %w", stream, err))
@@ -44,12 +45,26 @@ func (s *EventStore) Read(ctx context.Context, stream platform.StreamID, after p
 					continue
 				}
 			}
-			e, err := s.decode(&names, m.Subject, m.Sequence, m.Time, m.Header, m.Data)
-			if !yield(e, err) || err != nil {
+			if buf, err = s.decode(&names, m.Subject, m.Sequence, m.Time, m.Header, m.Data, buf[:0]); !yieldAll(yield, buf, err) {
 				return
 			}
 		}
 	}
+}
+
+// yieldAll yields the envelopes one stored message read as, or its decode
+// error. It reports whether to go on: the caller did not stop, and the
+// message was read or merely undecodable (the next one may be fine).
+func yieldAll(yield func(platform.Envelope, error) bool, envs []platform.Envelope, err error) bool {
+	if err != nil {
+		return yield(platform.Envelope{}, err) && platform.IsDecodeError(err)
+	}
+	for _, e := range envs {
+		if !yield(e, nil) {
+			return false
+		}
+	}
+	return true
 }
 
 // readDirect pages through the subject with batched direct gets: no
@@ -134,11 +149,28 @@ const followerWait = 512 * time.Millisecond
 // readSubject yields one aggregate's stored messages from start on:
 // batched direct gets where the server has them (2.11+), an ordered
 // consumer before that.
+// A read to the end remembers the hash of the last event (chain.go).
 func (s *EventStore) readSubject(ctx context.Context, subject string, start uint64) iter.Seq2[*jetstream.RawStreamMsg, error] {
+	var read iter.Seq2[*jetstream.RawStreamMsg, error]
 	if s.caps.BatchGet {
-		return s.readDirect(ctx, subject, start)
+		read = s.readDirect(ctx, subject, start)
+	} else {
+		read = s.consume(ctx, []string{subject}, start, 0, false)
 	}
-	return s.consume(ctx, []string{subject}, start, 0, false)
+	return func(yield func(*jetstream.RawStreamMsg, error) bool) {
+		var last *jetstream.RawStreamMsg
+		for m, err := range read {
+			if !yield(m, err) || err != nil {
+				return
+			}
+			last = m
+		}
+		if last != nil {
+			if t, err := tailOf(last); err == nil {
+				s.chain.put(subject, t.seq, t.hash)
+			}
+		}
+	}
 }
 
 // consume yields the stream's messages on subjects from start through end
@@ -211,13 +243,13 @@ func (s *EventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[platfo
 			return
 		}
 		names := subjects{prefix: s.opts.SubjectPrefix}
+		var buf []platform.Envelope
 		for m, err := range s.consume(ctx, []string{s.opts.SubjectPrefix + ".>"}, after+1, end, false) {
 			if err != nil {
 				yield(platform.Envelope{}, platform.Errorf(platform.CodeStoreUnavailable, "read all after %d: %w", after, err))
 				return
 			}
-			e, err := s.decode(&names, m.Subject, m.Sequence, m.Time, m.Header, m.Data)
-			if !yield(e, err) || err != nil {
+			if buf, err = s.decode(&names, m.Subject, m.Sequence, m.Time, m.Header, m.Data, buf[:0]); !yieldAll(yield, buf, err) {
 				return
 			}
 		}
@@ -232,6 +264,7 @@ func (s *EventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[platfo
 func (s *EventStore) Subscribe(ctx context.Context, after uint64) iter.Seq2[platform.Envelope, error] {
 	return func(yield func(platform.Envelope, error) bool) {
 		names := subjects{prefix: s.opts.SubjectPrefix}
+		var buf []platform.Envelope
 		for m, err := range s.consume(ctx, []string{s.opts.SubjectPrefix + ".>"}, after+1, 0, true) {
 			if err != nil {
 				if ctx.Err() == nil {
@@ -240,8 +273,7 @@ func (s *EventStore) Subscribe(ctx context.Context, after uint64) iter.Seq2[plat
 				yield(platform.Envelope{}, err)
 				return
 			}
-			e, err := s.decode(&names, m.Subject, m.Sequence, m.Time, m.Header, m.Data)
-			if !yield(e, err) || err != nil {
+			if buf, err = s.decode(&names, m.Subject, m.Sequence, m.Time, m.Header, m.Data, buf[:0]); !yieldAll(yield, buf, err) {
 				return
 			}
 		}
@@ -253,9 +285,11 @@ func (s *EventStore) Delete(ctx context.Context, stream platform.StreamID) error
 	if err := stream.Validate(); err != nil {
 		return err
 	}
-	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(subjectOf(s.opts.SubjectPrefix, stream))); err != nil {
+	subject := subjectOf(s.opts.SubjectPrefix, stream)
+	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
 		return platform.Errorf(platform.CodeStoreUnavailable, "delete %s: %w", stream, err)
 	}
+	s.chain.forget(subject)
 	return nil
 }
 

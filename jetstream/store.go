@@ -52,6 +52,12 @@ type Options struct {
 	// the store's own connection, answered if its account imports the
 	// subject from the system account.
 	SystemConn *nats.Conn
+	// ChainCache is how many aggregates' last event hashes the store
+	// remembers for the hash chain (chain.go), so that an append after a
+	// load needs no read of its own. 0 means DefaultChainCache; negative
+	// remembers none: each append at an exact revision then reads the
+	// event it builds on first.
+	ChainCache int
 }
 
 // EventStore is a platform.EventStore on a JetStream stream.
@@ -64,7 +70,8 @@ type EventStore struct {
 	caps     Capabilities
 	maxMsg   int // the server's max_payload
 	getter   *batchGetter
-	group    *committer // nil without group commit
+	group    *committer  // nil without group commit
+	chain    *chainCache // the hash chain's last links (chain.go)
 
 	dur   atomic.Pointer[durabilityState] // what appends report, and refuse on
 	durMu sync.Mutex                      // serialises RefreshDurability
@@ -87,7 +94,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*EventStore
 	if err := validate(opts); err != nil {
 		return nil, err
 	}
-	s := &EventStore{js: js, opts: opts, codec: opts.Codec, registry: opts.Registry, maxMsg: int(js.Conn().MaxPayload())}
+	s := &EventStore{js: js, opts: opts, codec: opts.Codec, registry: opts.Registry, maxMsg: int(js.Conn().MaxPayload()), chain: newChainCache(opts.ChainCache)}
 	var err error
 	if s.caps, err = capabilities(ctx, js); err != nil {
 		return nil, err

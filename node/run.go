@@ -60,7 +60,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		sd.sagas = background(work, failed, "saga manager", sagaManager.Run)
 	}
 	if len(n.cfg.Bridges) > 0 {
-		if sd.bridges, err = bridgeconfig.Start(work, n.js, n.cfg.Bridges, bridgeconfig.Options{Store: n.cfg.Store, Logger: n.log}); err != nil {
+		if sd.bridges, err = bridgeconfig.Start(work, n.js, n.cfg.Bridges, bridgeconfig.Options{Store: n.cfg.Store, Events: n.store, Logger: n.log}); err != nil {
 			return err
 		}
 		n.mu.Lock()

@@ -45,8 +45,19 @@ type Snapshotter interface {
 	SnapshotState() any
 	// SnapshotSchemaVersion is the version of the state's shape. Change it
 	// when the shape changes: older snapshots are then ignored and the
-	// aggregate is rebuilt from its events.
+	// aggregate is rebuilt from its events, unless the aggregate is a
+	// SnapshotUpcaster too.
 	SnapshotSchemaVersion() int
+}
+
+// SnapshotUpcaster is implemented by snapshotters that can read snapshots
+// of an older state schema version.
+type SnapshotUpcaster interface {
+	// UpcastSnapshot fills the current state (what SnapshotState points
+	// to) from state, encoded with codec under schema version from.
+	// Returning false, or an error, declines: the repository then ignores
+	// the snapshot and replays the events.
+	UpcastSnapshot(from int, codec Codec, state []byte) (bool, error)
 }
 
 // AggregateRoot is embedded in every aggregate. It holds the aggregate's ID,
@@ -56,6 +67,10 @@ type AggregateRoot struct {
 	version   uint64   // including pending events
 	persisted Revision // the last stored event
 	pending   []Envelope
+	// nextPart is the part expected next of the stored event at version,
+	// while one split on read (Origin.Parts > 1) is half applied; 0 once
+	// it is whole.
+	nextPart int
 
 	snapshotAt time.Time // when the loaded or last written snapshot was taken
 }
@@ -104,26 +119,38 @@ func RaiseWith(a Aggregate, e Envelope) {
 		e.ID = NewEventID()
 	}
 	r.version++
+	r.nextPart = 0
 	e.Version = r.version
 	r.pending = append(r.pending, e)
 }
 
 // LoadFromHistory applies stored events in order. Events already applied
-// (a version at or below the aggregate's) are skipped.
+// (a version at or below the aggregate's, or a part of a split event
+// already applied) are skipped, and retired ones only move the version.
 func LoadFromHistory(a Aggregate, events []Envelope) {
 	for i := range events {
 		applyStored(a, &events[i])
 	}
 }
 
+// applyStored applies one read envelope. The envelopes an event split on
+// read share its version: each is applied once, in order, and the
+// aggregate's version is the stored one throughout, so that the next
+// append expects it.
 func applyStored(a Aggregate, e *Envelope) {
 	r := a.root()
-	if e.Version <= r.version {
+	if e.Version < r.version || e.Version == r.version && (r.nextPart == 0 || e.Origin.Part != r.nextPart) {
 		return
 	}
-	a.Apply(e.Event)
+	if !e.Retired() {
+		a.Apply(e.Event)
+	}
 	r.version = e.Version
 	r.persisted = e.Revision()
+	r.nextPart = 0
+	if !e.EndsStored() {
+		r.nextPart = e.Origin.Part + 1
+	}
 }
 
 // markSaved records that the pending events are stored.
@@ -137,4 +164,5 @@ func (r *AggregateRoot) restore(rev Revision) {
 	r.version = rev.Version
 	r.persisted = rev
 	r.pending = nil
+	r.nextPart = 0
 }

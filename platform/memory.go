@@ -3,6 +3,7 @@ package platform
 import (
 	"cmp"
 	"context"
+	"errors"
 	"iter"
 	"maps"
 	"slices"
@@ -35,12 +36,14 @@ type MemoryEventStore struct {
 type memEvent struct {
 	env  Envelope // Event left nil: decoded on read
 	body []byte
+	prev string // the previous event's ChainHash (chain.go)
 }
 
 type memStream struct {
 	version uint64   // last version appended, kept across truncation
 	first   uint64   // first version still stored
 	index   []uint64 // positions of the stored versions, oldest first
+	hash    string   // ChainHash of the last event appended, kept across truncation
 }
 
 // memoryDurability is the durability of every MemoryEventStore append:
@@ -102,7 +105,9 @@ func (s *MemoryEventStore) Append(ctx context.Context, stream StreamID, expected
 		e := events[i]
 		e.Version, e.Position, e.Time, e.Event = st.version, s.head, now, nil
 		e.Metadata = maps.Clone(e.Metadata)
-		s.log = append(s.log, memEvent{env: e, body: bodies[i]})
+		prev := st.hash
+		st.hash = ChainHash(prev, e.ID, e.Type, e.SchemaVersion, e.Version, bodies[i])
+		s.log = append(s.log, memEvent{env: e, body: bodies[i], prev: prev})
 		st.index = append(st.index, s.head)
 	}
 	res.LastVersion, res.LastPosition = st.version, s.head
@@ -124,13 +129,23 @@ func (s *MemoryEventStore) Read(ctx context.Context, stream StreamID, after Revi
 			positions = slices.Clone(st.index[from-st.first:])
 		}
 		s.mu.RUnlock()
+		var buf []Envelope
 		for _, p := range positions {
-			e, ok, err := s.at(ctx, p)
-			if !ok && err == nil {
+			m, ok := s.at(p)
+			if !ok {
 				continue // deleted since we looked
 			}
-			if !yield(e, err) || err != nil {
-				return
+			var err error
+			if buf, err = s.decode(ctx, m, buf[:0]); err != nil {
+				if !yield(Envelope{}, err) || !IsDecodeError(err) {
+					return
+				}
+				continue
+			}
+			for _, e := range buf {
+				if !yield(e, nil) {
+					return
+				}
 			}
 		}
 	}
@@ -141,6 +156,7 @@ func (s *MemoryEventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[
 		s.mu.RLock()
 		end := s.head
 		s.mu.RUnlock()
+		var buf []Envelope
 		for next := after + 1; next <= end; {
 			s.mu.RLock()
 			i, _ := slices.BinarySearchFunc(s.log, next, func(m memEvent, p uint64) int { return cmp.Compare(m.env.Position, p) })
@@ -151,9 +167,17 @@ func (s *MemoryEventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[
 			m := s.log[i]
 			s.mu.RUnlock()
 			next = m.env.Position + 1
-			e, err := s.decode(ctx, m)
-			if !yield(e, err) || err != nil {
-				return
+			var err error
+			if buf, err = s.decode(ctx, m, buf[:0]); err != nil {
+				if !yield(Envelope{}, err) || !IsDecodeError(err) {
+					return
+				}
+				continue
+			}
+			for _, e := range buf {
+				if !yield(e, nil) {
+					return
+				}
 			}
 		}
 	}
@@ -169,10 +193,13 @@ func (s *MemoryEventStore) Subscribe(ctx context.Context, after uint64) iter.Seq
 			wake, head := s.appended, s.head
 			s.mu.RUnlock()
 			for e, err := range s.ReadAll(ctx, after) {
-				if !yield(e, err) || err != nil {
+				var de *DecodeError
+				if !yield(e, err) || err != nil && !errors.As(err, &de) {
 					return
 				}
-				after = e.Position
+				if after = e.Position; de != nil {
+					after = de.Position // skipped by the caller
+				}
 			}
 			// Every position up to head was yielded or deleted.
 			after = max(after, head)
@@ -186,34 +213,26 @@ func (s *MemoryEventStore) Subscribe(ctx context.Context, after uint64) iter.Seq
 	}
 }
 
-// at returns the event at position p, or ok == false if it is gone.
-func (s *MemoryEventStore) at(ctx context.Context, p uint64) (Envelope, bool, error) {
+// at returns the stored event at position p, or ok == false if it is gone.
+func (s *MemoryEventStore) at(p uint64) (memEvent, bool) {
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	i, found := slices.BinarySearchFunc(s.log, p, func(m memEvent, p uint64) int { return cmp.Compare(m.env.Position, p) })
-	var m memEvent
-	if found {
-		m = s.log[i]
-	}
-	s.mu.RUnlock()
 	if !found {
-		return Envelope{}, false, nil
+		return memEvent{}, false
 	}
-	e, err := s.decode(ctx, m)
-	return e, true, err
+	return s.log[i], true
 }
 
-func (s *MemoryEventStore) decode(ctx context.Context, m memEvent) (Envelope, error) {
+// decode appends the envelopes the stored event reads as to out: one, or
+// the several or none its upcasters make of it.
+func (s *MemoryEventStore) decode(ctx context.Context, m memEvent, out []Envelope) ([]Envelope, error) {
 	if err := ctx.Err(); err != nil {
-		return Envelope{}, err
+		return out, err
 	}
 	e := m.env
 	e.Metadata = maps.Clone(e.Metadata)
-	ev, err := s.opts.Registry.Decode(s.opts.Codec, e.Type, m.body)
-	if err != nil {
-		return Envelope{}, Errorf(CodeOf(err), "read %s version %d at position %d: %w", e.Stream, e.Version, e.Position, err)
-	}
-	e.Event = ev
-	return e, nil
+	return s.opts.Registry.DecodeEnvelope(s.opts.Codec, &e, m.body, out)
 }
 
 func (s *MemoryEventStore) Delete(ctx context.Context, stream StreamID) error {

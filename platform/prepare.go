@@ -36,6 +36,9 @@ func Prepare(ctx context.Context, reg *Registry, codec Codec, stream StreamID, e
 	for i := range events {
 		e := &events[i]
 		et, err := reg.TypeOf(e.Event)
+		if err == nil {
+			err = reg.current(et) // old versions are only read
+		}
 		if err != nil {
 			return nil, Errorf(CodeOf(err), "append to %s, event %d: %w", stream, i+1, err)
 		}

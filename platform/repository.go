@@ -106,14 +106,25 @@ func (r *Repository[T]) fromSnapshot(ctx context.Context, stream StreamID) T {
 		return a
 	case !found:
 		return a
-	case snap.SchemaVersion != sn.SnapshotSchemaVersion():
-		r.opts.Logger.DebugContext(ctx, "snapshot schema changed, replaying events", "stream", stream,
-			"snapshot_schema", snap.SchemaVersion, "current_schema", sn.SnapshotSchemaVersion())
-		return a
 	}
 	codec, err := CodecByName(snap.Codec)
-	if err == nil {
+	switch {
+	case err != nil:
+	case snap.SchemaVersion == sn.SnapshotSchemaVersion():
 		err = codec.Unmarshal(snap.State, sn.SnapshotState())
+	default:
+		up, ok := any(a).(SnapshotUpcaster)
+		used := false
+		if ok {
+			used, err = up.UpcastSnapshot(snap.SchemaVersion, codec, snap.State)
+		}
+		if !used && err == nil {
+			r.opts.Logger.DebugContext(ctx, "snapshot schema changed, replaying events", "stream", stream,
+				"snapshot_schema", snap.SchemaVersion, "current_schema", sn.SnapshotSchemaVersion())
+			a = r.newAgg() // a declining upcaster may have half-filled the state
+			a.root().SetID(stream.ID)
+			return a
+		}
 	}
 	if err != nil {
 		r.opts.Logger.WarnContext(ctx, "snapshot undecodable, replaying events", "stream", stream, "err", err)

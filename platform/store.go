@@ -38,7 +38,8 @@ type Envelope struct {
 	CorrelationID string
 	CausationID   string
 	Metadata      map[string]string
-	Event         any // the decoded event value, e.g. ItemAdded{...}
+	Event         any    // the decoded event value, e.g. ItemAdded{...}; nil for a retired event (Retired)
+	Origin        Origin // on Read: the stored type and version, when the registry upcast the event
 }
 
 // Revision returns the envelope's place in its aggregate's history.
@@ -63,6 +64,11 @@ func (r AppendResult) Revision() Revision {
 
 // EventStore keeps every aggregate's history and the global order of all
 // events. Implementations: MemoryEventStore here, jetstream.EventStore.
+//
+// Reads decode every event with the store's registry, upcast to its
+// current version (Registry.DecodeEnvelope). An event that does not decode
+// is yielded as a *DecodeError, after which the iteration goes on if the
+// caller asks for more; any other error ends it.
 type EventStore interface {
 	// Append stores events at the end of the aggregate's history, all or
 	// nothing, if the aggregate's version matches expected. A mismatch is a

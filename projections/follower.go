@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/lexigram/events/platform"
@@ -30,7 +31,7 @@ type follower struct {
 
 func (f *follower) follow(ctx context.Context, after uint64) error {
 	p := f.p
-	r := p.m.startReader(ctx, after, f.batch)
+	r := p.m.startReader(ctx, p, after, f.batch)
 	defer func() { r.stop() }()
 	if f.rb == nil {
 		defer f.endChild()
@@ -60,7 +61,7 @@ func (f *follower) follow(ctx context.Context, after uint64) error {
 			case sw := <-swaps:
 				if f.handOver(ctx, sw) {
 					r.stop()
-					r = p.m.startReader(ctx, f.sink.position(), f.batch)
+					r = p.m.startReader(ctx, p, f.sink.position(), f.batch)
 				}
 				continue
 			case err := <-ended:
@@ -114,10 +115,10 @@ func (f *follower) follow(ctx context.Context, after uint64) error {
 func (f *follower) apply(ctx context.Context, batch []platform.Envelope) error {
 	p := f.p
 	events := batch
-	if p.types != nil {
+	if p.types != nil || slices.ContainsFunc(batch, noEvent) {
 		events = make([]platform.Envelope, 0, len(batch))
 		for _, e := range batch {
-			if _, ok := p.types[e.Type]; ok {
+			if _, ok := p.types[e.Type]; (ok || p.types == nil) && !noEvent(e) {
 				events = append(events, e)
 			}
 		}
@@ -150,6 +151,10 @@ func (f *follower) apply(ctx context.Context, batch []platform.Envelope) error {
 	}
 	return nil
 }
+
+// noEvent reports whether a read envelope only moves the position: a
+// retired event, or one that did not decode, skipped.
+func noEvent(e platform.Envelope) bool { return e.Event == nil }
 
 // finish ends a run whose context ended: a clean stop saves the
 // checkpoint; an abrupt one, like a crash, does not.

@@ -213,6 +213,7 @@ type Status struct {
 	// EventsPerSecond is the rate events were read at lately (10 s).
 	EventsPerSecond float64
 	Read            uint64    // events read since this process started it
+	Skipped         uint64    // events that did not decode, skipped since this process started it (SkipUndecodable)
 	Rebuild         *Progress // the rebuild in progress or the last one; nil if none
 }
 

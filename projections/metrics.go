@@ -19,6 +19,7 @@ var (
 	descLag    = prometheus.NewDesc("lexigram_projection_lag", "Positions the projection is behind the store's head.", labels, nil)
 	descRate   = prometheus.NewDesc("lexigram_projection_events_per_second", "Events read per second over the last ten seconds.", labels, nil)
 	descRead   = prometheus.NewDesc("lexigram_projection_events_read_total", "Events read by the projection since this process started it.", labels, nil)
+	descSkip   = prometheus.NewDesc("lexigram_projection_events_skipped_total", "Events that did not decode, skipped by the projection (SkipUndecodable) since this process started it.", labels, nil)
 	descState  = prometheus.NewDesc("lexigram_projection_state", "1 for the projection's current state, 0 for the others.", []string{"projection", "state"}, nil)
 	descActive = prometheus.NewDesc("lexigram_projection_active", "1 while this process holds the projection's lease and applies its events.", labels, nil)
 	descGen    = prometheus.NewDesc("lexigram_projection_generation", "The generation readers see.", labels, nil)
@@ -33,7 +34,7 @@ var (
 type collector struct{ m *Manager }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPos, descHead, descLag, descRate, descRead, descState, descActive, descGen, descRbDone, descRbTot, descRbRate, descRbLeft} {
+	for _, d := range []*prometheus.Desc{descPos, descHead, descLag, descRate, descRead, descSkip, descState, descActive, descGen, descRbDone, descRbTot, descRbRate, descRbLeft} {
 		ch <- d
 	}
 }
@@ -50,6 +51,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLag, float64(s.Lag), s.Name)
 		gauge(descRate, s.EventsPerSecond, s.Name)
 		ch <- prometheus.MustNewConstMetric(descRead, prometheus.CounterValue, float64(s.Read), s.Name)
+		ch <- prometheus.MustNewConstMetric(descSkip, prometheus.CounterValue, float64(s.Skipped), s.Name)
 		for _, st := range allStates {
 			v := 0.0
 			if st == s.State {

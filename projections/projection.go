@@ -103,6 +103,12 @@ type Projection struct {
 	// Exactly one of Handler and Batch is set.
 	Handler Handler
 	Batch   BatchHandler
+	// SkipUndecodable moves the projection past an event that does not
+	// decode (its type or schema version is not registered in this
+	// process, or its body is corrupt), logged and counted in
+	// Status.Skipped, instead of stopping it in state FAULTED, which the
+	// zero value does.
+	SkipUndecodable bool
 }
 
 func (p Projection) validate() error {

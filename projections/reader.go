@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 
 	"github.com/lexigram/events/platform"
 )
@@ -17,7 +18,12 @@ type chunk struct {
 // it starts) until a pass comes back short, then a live marker, then
 // Subscribe. ReadAll passes give the catch-up an end even where the head
 // is a hole, which Subscribe alone cannot tell.
-func (m *Manager) read(ctx context.Context, after uint64, size int, out chan<- chunk, free <-chan []platform.Envelope) {
+//
+// A chunk never ends between the envelopes one stored event reads as (an
+// event split on read): the applier records a chunk's last position, and
+// a position recorded before its last part would lose the rest after a
+// restart.
+func (m *Manager) read(ctx context.Context, p *projection, after uint64, size int, out chan<- chunk, free <-chan []platform.Envelope) {
 	// Chunks the applier is done with come back through free: fewer
 	// allocations during a long catch-up.
 	newBuf := func() []platform.Envelope {
@@ -42,13 +48,15 @@ func (m *Manager) read(ctx context.Context, after uint64, size int, out chan<- c
 		buf := newBuf()
 		for e, err := range m.src.ReadAll(ctx, pos) {
 			if err != nil {
-				send(chunk{err: err})
-				return
+				if e, err = p.skip(err); err != nil {
+					send(chunk{err: err})
+					return
+				}
 			}
 			buf = append(buf, e)
 			n++
 			pos = e.Position
-			if len(buf) == size {
+			if len(buf) >= size && e.EndsStored() {
 				if !send(chunk{events: buf}) {
 					return
 				}
@@ -65,15 +73,38 @@ func (m *Manager) read(ctx context.Context, after uint64, size int, out chan<- c
 	if !send(chunk{live: true}) {
 		return
 	}
+	var parts []platform.Envelope
 	for e, err := range m.src.Subscribe(ctx, pos) {
 		if err != nil {
-			send(chunk{err: err})
-			return
+			if e, err = p.skip(err); err != nil {
+				send(chunk{err: err})
+				return
+			}
 		}
-		if !send(chunk{events: []platform.Envelope{e}}) {
+		if !e.EndsStored() {
+			parts = append(parts, e) // the rest of the stored event follows at once
+			continue
+		}
+		c := chunk{events: append(parts, e)}
+		parts = nil
+		if !send(c) {
 			return
 		}
 	}
+}
+
+// skip turns the error of an event that does not decode into an envelope
+// that only moves the position, if the projection skips such events;
+// otherwise it returns the error.
+func (p *projection) skip(err error) (platform.Envelope, error) {
+	var de *platform.DecodeError
+	if !p.def.SkipUndecodable || !errors.As(err, &de) {
+		return platform.Envelope{}, err
+	}
+	p.skipped.Add(1)
+	p.m.log.Warn("projection: an event that does not decode; skipped (SkipUndecodable)", "projection", p.def.Name,
+		"position", de.Position, "stream", de.Stream.String(), "type", de.Type, "schema_version", de.SchemaVersion, "err", err)
+	return platform.Envelope{Stream: de.Stream, Version: de.Version, Position: de.Position, Type: de.Type, SchemaVersion: de.SchemaVersion}, nil
 }
 
 // reader reads the global order in a goroutine of its own, a few chunks
@@ -87,12 +118,12 @@ type reader struct {
 	done   chan struct{}
 }
 
-func (m *Manager) startReader(ctx context.Context, after uint64, size int) *reader {
+func (m *Manager) startReader(ctx context.Context, p *projection, after uint64, size int) *reader {
 	rctx, cancel := context.WithCancel(ctx)
 	r := &reader{ch: make(chan chunk, 4), free: make(chan []platform.Envelope, 8), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		m.read(rctx, after, size, r.ch, r.free)
+		m.read(rctx, p, after, size, r.ch, r.free)
 	}()
 	return r
 }

@@ -22,8 +22,9 @@ type projection struct {
 	types map[string]struct{} // nil: every type
 	gens  Generational        // nil: one generation only
 
-	applied watch // the highest position applied; wakes WaitFor
-	meter   meter // events read by the serving generation
+	applied watch         // the highest position applied; wakes WaitFor
+	meter   meter         // events read by the serving generation
+	skipped atomic.Uint64 // undecodable events skipped (SkipUndecodable)
 	ctl     chan *rebuildReq
 
 	mu     sync.Mutex
@@ -134,7 +135,7 @@ func (p *projection) status(h head, now time.Time) Status {
 	defer p.mu.Unlock()
 	s := Status{
 		Name: p.def.Name, State: p.state, Err: p.err, Active: p.active, Generation: p.gen,
-		Position: p.applied.load(), Head: h.last, Read: p.meter.count(),
+		Position: p.applied.load(), Head: h.last, Read: p.meter.count(), Skipped: p.skipped.Load(),
 	}
 	s.Head = max(s.Head, s.Position)
 	s.Lag = s.Head - s.Position

@@ -14,5 +14,8 @@
 // events (keyed by aggregate, CloudEvents attributes from the envelope);
 // the caller makes sure that stream exists, as `lexigram serve` does by
 // opening the store. An inbound bridge with a stream creates that stream,
-// capturing its subject, when it does not exist.
+// capturing its subject, when it does not exist. An inbound bridge with
+// land_as: events appends its messages to the event store the caller
+// gives in Options.Events (see bridges.InboundEvents), and does not start
+// without one.
 package bridgeconfig

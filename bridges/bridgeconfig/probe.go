@@ -8,7 +8,7 @@ import (
 	"github.com/lexigram/events/bridges"
 )
 
-// pinger is implemented by publishers that can ask their broker whether
+// pinger is implemented by publishers and subscribers that can ask their broker whether
 // it answers without sending anything.
 type pinger interface {
 	Ping(ctx context.Context) error
@@ -21,12 +21,18 @@ var probeBackoff = bridges.Backoff{Min: 100 * time.Millisecond, Max: time.Second
 // when pub has it, else a Publish of no messages, which makes a publisher
 // that connects on first use connect. It returns the last failure.
 func probePublisher(ctx context.Context, pub bridges.Publisher, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	try := func(ctx context.Context) error { return pub.Publish(ctx) }
 	if p, ok := pub.(pinger); ok {
 		try = p.Ping
 	}
+	return probe(ctx, try, timeout)
+}
+
+// probe calls try until it succeeds or timeout passes, and returns the
+// last failure.
+func probe(ctx context.Context, try func(context.Context) error, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	var last error
 	for attempt := 0; ; attempt++ {
 		err := try(ctx)

@@ -30,6 +30,10 @@ type Options struct {
 	// stream reads Store.Stream as events under Store.SubjectPrefix, and
 	// streams created for inbound bridges take its replicas and storage.
 	Store config.Store
+	// Events is the event store inbound bridges with land_as: events
+	// append to (the node's store; its registry decodes the messages).
+	// nil: such a bridge does not start.
+	Events bridges.EventAppender
 	// Metrics counts for every bridge; nil makes one, see Collectors.
 	Metrics *bridges.Metrics
 	Logger  *slog.Logger // default slog.Default()
@@ -140,7 +144,15 @@ func start(ctx context.Context, js jetstream.JetStream, i int, b config.Bridge, 
 		}
 		r.pub = pub
 	case config.BridgeInbound:
-		if b.Stream != "" {
+		var events *bridges.InboundEvents
+		if b.LandsAsEvents() {
+			if opts.Events == nil {
+				return nil, fail("land_as: events needs the event store, and this program gave the bridges none: run the bridge in the application's node (node.Run), whose store knows the event types")
+			}
+			e := b.Events
+			events = &bridges.InboundEvents{Store: opts.Events, TypeHeader: e.TypeHeader, Types: e.Types, AggregateType: e.AggregateType,
+				AggregateTypeHeader: e.AggregateTypeHeader, AggregateIDHeader: e.AggregateIDHeader, AggregateIDField: e.AggregateIDField}
+		} else if b.Stream != "" {
 			if err := ensureStream(ctx, js, b, opts.Store); err != nil {
 				return nil, fail("%w", err)
 			}
@@ -149,8 +161,14 @@ func start(ctx context.Context, js jetstream.JetStream, i int, b config.Bridge, 
 		if err != nil {
 			return nil, fail("%w", err)
 		}
+		if p, ok := sub.(pinger); ok {
+			if err := probe(ctx, p.Ping, b.ConnectTimeout); err != nil {
+				_ = sub.Close()
+				return nil, fail("%s does not answer within %v (connect_timeout): %w: check the settings (%s) and that the broker runs", b.Broker, b.ConnectTimeout, err, shownSettings(b))
+			}
+		}
 		if r.in, err = bridges.NewInbound(ctx, js, sub, bridges.InboundOptions{
-			Name: b.Name, Subject: b.Subject, Format: format,
+			Name: b.Name, Subject: b.Subject, Events: events, Format: format,
 			Workers: b.Workers, BatchSize: b.BatchSize, PublishTimeout: b.PublishTimeout,
 			Backoff: backoff, DeadLetter: dead, Metrics: opts.Metrics, Logger: log,
 		}); err != nil {

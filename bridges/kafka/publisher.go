@@ -25,9 +25,10 @@ type PublisherOptions struct {
 
 // Publisher produces to one topic.
 type Publisher struct {
-	cl     *kgo.Client
-	topic  string
-	closed atomic.Bool
+	cl      *kgo.Client
+	topic   string
+	brokers []string
+	closed  atomic.Bool
 }
 
 // NewPublisher returns a publisher; it connects on first use.
@@ -45,7 +46,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	if err != nil {
 		return nil, platform.Errorf(platform.CodeInvalidArgument, "kafka publisher for topic %q: %w", opts.Topic, err)
 	}
-	return &Publisher{cl: cl, topic: opts.Topic}, nil
+	return &Publisher{cl: cl, topic: opts.Topic, brokers: opts.Brokers}, nil
 }
 
 // Publish produces the records and waits until each is acknowledged by
@@ -86,6 +87,24 @@ func (p *Publisher) Publish(ctx context.Context, msgs ...*bridges.Message) error
 	}
 	if failed {
 		return &bridges.BatchError{Errs: errs}
+	}
+	return nil
+}
+
+// Ping returns nil once a broker answers a metadata request, without
+// producing anything: the boot check of bridgeconfig uses it, so that an
+// unreachable cluster fails the start instead of the first publish.
+func (p *Publisher) Ping(ctx context.Context) error {
+	if p.closed.Load() {
+		return platform.Errorf(platform.CodeBridgeDelivery, "kafka topic %q: the publisher is closed", p.topic)
+	}
+	return ping(ctx, p.cl, p.brokers)
+}
+
+// ping asks the client's brokers for metadata.
+func ping(ctx context.Context, cl *kgo.Client, brokers []string) error {
+	if err := cl.Ping(ctx); err != nil {
+		return platform.Errorf(platform.CodeBridgeDelivery, "kafka brokers %s: none answers: %w: check the addresses and that the cluster runs", strings.Join(brokers, ","), err)
 	}
 	return nil
 }

@@ -90,6 +90,12 @@ func NewSubscriber(opts SubscriberOptions) (*Subscriber, error) {
 	return s, nil
 }
 
+// Ping returns nil once a broker answers a metadata request, without
+// joining the group: the boot check of bridgeconfig uses it.
+func (s *Subscriber) Ping(ctx context.Context) error {
+	return ping(ctx, s.cl, s.opts.Brokers)
+}
+
 // Subscribe polls until ctx ends or Close.
 func (s *Subscriber) Subscribe(ctx context.Context) (<-chan *bridges.Delivery, error) {
 	ctx, cancel := context.WithCancel(ctx)

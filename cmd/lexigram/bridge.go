@@ -91,16 +91,19 @@ func runBridges(ctx context.Context, cfg config.Config, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
+	opts := bridgeconfig.Options{Store: cfg.Store, Logger: log}
 	for _, b := range cfg.Bridges {
-		if b.Direction == config.BridgeOutbound && b.ReadsEventStore(cfg.Store) {
+		if b.Direction == config.BridgeOutbound && b.ReadsEventStore(cfg.Store) || b.LandsAsEvents() {
 			// As serve does: the stream exists, with the store's settings.
-			if _, err = node.OpenStore(ctx, js, cfg, log, node.Durability(cfg, server)); err != nil {
+			store, err := node.OpenStore(ctx, js, cfg, log, node.Durability(cfg, server))
+			if err != nil {
 				return err
 			}
+			opts.Events = store
 			break
 		}
 	}
-	set, err := bridgeconfig.Start(ctx, js, cfg.Bridges, bridgeconfig.Options{Store: cfg.Store, Logger: log})
+	set, err := bridgeconfig.Start(ctx, js, cfg.Bridges, opts)
 	if err != nil {
 		return err
 	}

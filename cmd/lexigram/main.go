@@ -5,6 +5,7 @@
 //	lexigram dlq       list, replay and discard the dead letters of durable event handlers
 //	lexigram sagas     list and show saga instances; retry, abort them or fire their timers
 //	lexigram streams   list the streams with their size, replicas, storage and durability
+//	lexigram audit     check the event stream's integrity: hash chains, versions, global order
 //	lexigram bench     measure the store against the raw NATS calls it stands on
 //	lexigram version   print the version
 package main
@@ -24,7 +25,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), bridgeCommand(), dlqCommand(), sagasCommand(), streamsCommand(), benchCommand(), benchServerCommand(), versionCommand())
+	root.AddCommand(serveCommand(), bridgeCommand(), dlqCommand(), sagasCommand(), streamsCommand(), auditCommand(), benchCommand(), benchServerCommand(), versionCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "lexigram:", err)
 		os.Exit(1)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lexigram/events/config"
 	"github.com/lexigram/events/node"
+	"github.com/lexigram/events/node/httpapi"
 )
 
 func serveCommand() *cobra.Command {
@@ -82,6 +83,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStreamCollector(n.Store(), n.Conn()), newConsumerCollector(stream, n.DLQ()), n.Projections().Collector())
+	stopScrub, err := startScrubber(ctx, cfg, n.JetStream(), n.Snapshots(), reg, log) // the background audit, if store.scrub_rate
+	if err != nil {
+		return errors.Join(err, stop())
+	}
+	defer stopScrub()
+	stopNode := stop
+	stop = func() error { stopScrub(); return stopNode() } // the audit ends before NATS closes
 	h := nodeHealth{n: n}
 	healthz := h.healthz
 	if bs := n.Bridges(); bs != nil {
@@ -91,6 +99,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", healthz)
+	mux.Handle("/api/", httpapi.Handler(n, httpapi.Options{Token: cfg.HTTP.Token, Public: !httpapi.IsLoopback(cfg.HTTP.Addr), Logger: log}))
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {

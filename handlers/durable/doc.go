@@ -10,8 +10,21 @@
 // filtered on the subjects of the aggregate types it declares (one
 // consumer, one filter per aggregate type; the store's subjects are per
 // aggregate, not per event type). The event types it declares are routed
-// by the Lx-Type header: events of other types are acknowledged without
-// being decoded.
+// by the Lx-Type and Lx-Schema headers and the registry: events that
+// cannot read as one of those types are acknowledged without being
+// decoded.
+//
+// # Schema versions
+//
+// Events are read as the store reads them: upcast to the current version
+// of their type by the store's registry (platform.Upcast and the rest).
+// One stored event may read as several (an event split on read): the
+// handler gets each of them, in order, and the event is acknowledged once
+// all were handled; a failure retries from the failed one when retrying
+// in place (PerAggregateOrder), from the first after a redelivery. All of
+// them carry the stored event's Version and Position, parts after the
+// first an ID of their own (Envelope.Origin says which part). A retired
+// event is acknowledged without a call.
 //
 // An event is acknowledged only after the handler returns nil. A failure is
 // redelivered after Options.Backoff (NakWithDelay). The consumer's own
@@ -20,8 +33,10 @@
 // would get its event delivered twice at once. AckWait covers a process
 // that dies mid-event: the server redelivers to another process after it.
 // MaxDeliver bounds the deliveries; an event that cannot decode, whose
-// type is not registered, or whose handler returned Permanent(err) is
-// terminated on the delivery that found out, without retries.
+// type or schema version is not registered, or whose handler returned
+// Permanent(err) is terminated on the delivery that found out, without
+// retries. With Options.SkipUndecodable an event that does not decode is
+// acknowledged instead, logged and counted (outcome "undecodable").
 //
 // A panicking handler is a failure (platform.ErrHandlerPanic) like any
 // other, never a crashed process. The handler's context carries the
@@ -75,7 +90,8 @@
 // and before its ack arrives, and an event that waits longer than AckWait
 // in a process's buffers is delivered again. Ordered
 // handlers should remember the last version they applied per aggregate
-// (Envelope.Version) and skip what they have seen.
+// (Envelope.Version, with Envelope.Origin.Part for an event split on
+// read) and skip what they have seen.
 //
 // Within one process, Options.Concurrency runs several handler calls at
 // once. With PerAggregateOrder the events are spread over the workers by

@@ -619,12 +619,13 @@ func TestMetrics(t *testing.T) {
 	// retried once then dead-lettered, o2 skipped, o3 ok. MaxAckPending 1
 	// keeps o5 on the server while o4 runs: a lag of one.
 	const settled = `
-# HELP lexigram_durable_events_total Deliveries to durable handlers by outcome: ok, skipped, retried, dead_lettered.
+# HELP lexigram_durable_events_total Deliveries to durable handlers by outcome: ok, skipped, retried, dead_lettered, undecodable.
 # TYPE lexigram_durable_events_total counter
 lexigram_durable_events_total{handler="measured",outcome="dead_lettered"} 1
 lexigram_durable_events_total{handler="measured",outcome="ok"} 1
 lexigram_durable_events_total{handler="measured",outcome="retried"} 1
 lexigram_durable_events_total{handler="measured",outcome="skipped"} 1
+lexigram_durable_events_total{handler="measured",outcome="undecodable"} 0
 # HELP lexigram_durable_dead_lettered_total Events durable handlers sent to the DLQ, by reason: max_deliveries or terminated.
 # TYPE lexigram_durable_dead_lettered_total counter
 lexigram_durable_dead_lettered_total{handler="measured",reason="max_deliveries"} 1
@@ -660,12 +661,13 @@ lexigram_durable_consumer_ack_pending{handler="measured"} 1
 	}
 	close(release)
 	eventuallyGathers(t, reg, `
-# HELP lexigram_durable_events_total Deliveries to durable handlers by outcome: ok, skipped, retried, dead_lettered.
+# HELP lexigram_durable_events_total Deliveries to durable handlers by outcome: ok, skipped, retried, dead_lettered, undecodable.
 # TYPE lexigram_durable_events_total counter
 lexigram_durable_events_total{handler="measured",outcome="dead_lettered"} 1
 lexigram_durable_events_total{handler="measured",outcome="ok"} 3
 lexigram_durable_events_total{handler="measured",outcome="retried"} 1
 lexigram_durable_events_total{handler="measured",outcome="skipped"} 1
+lexigram_durable_events_total{handler="measured",outcome="undecodable"} 0
 `, "lexigram_durable_events_total")
 	_ = h
 }

@@ -28,9 +28,13 @@ import (
 type Store interface {
 	StreamName() string
 	SubjectPrefix() string
-	// Decode turns a stored message into an envelope; its errors carry
-	// platform.CodeCorruptEvent or CodeUnknownEventType.
-	Decode(subject string, position uint64, stored time.Time, h nats.Header, data []byte) (platform.Envelope, error)
+	// DecodeAll appends to out the envelopes a stored message reads as,
+	// upcast by the registry: one, the parts of an event split on read,
+	// or the marker of a retired one. Its errors are
+	// *platform.DecodeError.
+	DecodeAll(subject string, position uint64, stored time.Time, h nats.Header, data []byte, out []platform.Envelope) ([]platform.Envelope, error)
+	// Registry is the registry DecodeAll reads with.
+	Registry() *platform.Registry
 }
 
 // Start is where a handler's consumer starts when it is first created.
@@ -70,9 +74,16 @@ type Options struct {
 	// AggregateTypes restricts the consumer to these aggregates' subjects
 	// (one consumer, one filter each). Empty: every aggregate.
 	AggregateTypes []string
-	// EventTypes are the event types the handler handles. Events of other
-	// types are acknowledged without being decoded. Empty: all.
+	// EventTypes are the event types the handler handles, by their
+	// current names: what events read as after upcasting. Events that
+	// cannot read as one of them are acknowledged without being decoded.
+	// Empty: all.
 	EventTypes []string
+	// SkipUndecodable acknowledges an event that does not decode (its
+	// type or schema version is not registered here, or its body is
+	// corrupt), logs it and counts it (outcome "undecodable"), instead of
+	// sending it to the DLQ, which the zero value does.
+	SkipUndecodable bool
 	// Start applies when the consumer is created. A consumer that exists
 	// keeps its position: that is what makes it durable.
 	Start Start
@@ -576,20 +587,41 @@ func (h *Handler) handle(d delivery, q *workQueue, hb *heartbeat) {
 		_ = d.msg.Nak() // pulled but not started: let another process have it now
 		return
 	}
-	if h.handles != nil && !h.handles[d.header.Get(lxjs.TypeHeader)] {
+	if h.skips(d.header) {
+		h.succeeded(d, outcomeSkipped)
+		return
+	}
+	var began time.Time
+	if h.m != nil {
+		began = time.Now()
+	}
+	envs, err := h.store.DecodeAll(d.subject, d.position, d.time, d.header, d.msg.Data(), nil)
+	if err != nil {
+		h.undecodable(d, err)
+		return
+	}
+	// The envelopes the event reads as that the handler takes: all parts
+	// of one stored event are handled before it is acknowledged.
+	envs = slices.DeleteFunc(envs, func(e platform.Envelope) bool {
+		return e.Retired() || h.handles != nil && !h.handles[e.Type]
+	})
+	if len(envs) == 0 {
 		h.succeeded(d, outcomeSkipped)
 		return
 	}
 	for {
-		var began time.Time
-		if h.m != nil {
-			began = time.Now()
-		}
 		hb.start(d.msg)
-		err := h.run(d)
+		var err error
+		for len(envs) > 0 && err == nil {
+			// A retry in place goes on from the part that failed.
+			if err = h.run(d, envs[0]); err == nil {
+				envs = envs[1:]
+			}
+		}
 		hb.stop()
 		if h.m != nil {
 			h.m.seconds.Observe(time.Since(began).Seconds())
+			began = time.Now()
 		}
 		switch {
 		case err == nil:
@@ -686,12 +718,48 @@ func (h *Handler) wait(d delivery, q *workQueue, delay time.Duration) bool {
 	}
 }
 
-// run decodes the event and calls the handler, turning a panic into an error.
-func (h *Handler) run(d delivery) (err error) {
-	e, err := h.store.Decode(d.subject, d.position, d.time, d.header, d.msg.Data())
-	if err != nil {
-		return err
+// skips reports whether the stored event cannot read as a type the
+// handler handles, by its headers and the registry, without decoding it:
+// its stored type is not handled, and neither is the current type its
+// upcasters make of it (one split on read is decoded to find out).
+func (h *Handler) skips(hd nats.Header) bool {
+	if h.handles == nil {
+		return false
 	}
+	typ := hd.Get(lxjs.TypeHeader)
+	if h.handles[typ] {
+		return false
+	}
+	version, err := strconv.Atoi(hd.Get(lxjs.SchemaHeader))
+	if err != nil {
+		return false // decoding says what is wrong
+	}
+	res, err := h.store.Registry().Resolve(typ, version)
+	switch {
+	case err != nil:
+		return false // decoding fails, and the failure goes where undecodable events go
+	case res.End == platform.EndRetired:
+		return true
+	case res.End == platform.EndSplit:
+		return false
+	}
+	return !h.handles[res.Last().Name]
+}
+
+// undecodable settles a delivery whose event does not decode: skipped
+// with SkipUndecodable, else dead-lettered at once.
+func (h *Handler) undecodable(d delivery, err error) {
+	if !h.opts.SkipUndecodable {
+		h.deadLetter(d, err, ReasonTerminated)
+		return
+	}
+	h.log.Warn("durable handler: an event that does not decode; skipped (SkipUndecodable)", "position", d.position, "subject", d.subject,
+		"type", d.header.Get(lxjs.TypeHeader), "schema_version", d.header.Get(lxjs.SchemaHeader), "err", err)
+	h.succeeded(d, outcomeUndecodable)
+}
+
+// run calls the handler on one envelope, turning a panic into an error.
+func (h *Handler) run(d delivery, e platform.Envelope) (err error) {
 	ctx := h.ctx
 	if e.CorrelationID != "" {
 		ctx = platform.WithCorrelationID(ctx, e.CorrelationID)

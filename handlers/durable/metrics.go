@@ -14,17 +14,19 @@ const (
 	outcomeSkipped
 	outcomeRetried
 	outcomeDead
+	outcomeUndecodable
 )
 
-var outcomeNames = [...]string{"ok", "skipped", "retried", "dead_lettered"}
+var outcomeNames = [...]string{"ok", "skipped", "retried", "dead_lettered", "undecodable"}
 
 // Metrics is a Prometheus collector for durable handlers. Register it once
 // (prometheus.MustRegister(m)) and pass it in Options.Metrics of every
 // handler:
 //
 //   - lexigram_durable_events_total{handler,outcome}: deliveries by outcome:
-//     ok, skipped (a type the handler does not handle), retried (failed,
-//     redelivered later), dead_lettered.
+//     ok, skipped (a type the handler does not handle, or a retired event),
+//     retried (failed, redelivered later), dead_lettered, undecodable (an
+//     event that does not decode, skipped with Options.SkipUndecodable).
 //   - lexigram_durable_dead_lettered_total{handler,reason}: max_deliveries or terminated.
 //   - lexigram_durable_handler_seconds{handler}: how long handler calls take (decoding included).
 //   - lexigram_durable_dlq_entries{handler}: entries in the DLQ now.
@@ -48,7 +50,7 @@ type Metrics struct {
 func NewMetrics() *Metrics {
 	return &Metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lexigram_durable_events_total", Help: "Deliveries to durable handlers by outcome: ok, skipped, retried, dead_lettered.",
+			Name: "lexigram_durable_events_total", Help: "Deliveries to durable handlers by outcome: ok, skipped, retried, dead_lettered, undecodable.",
 		}, []string{"handler", "outcome"}),
 		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lexigram_durable_dead_lettered_total", Help: "Events durable handlers sent to the DLQ, by reason: max_deliveries or terminated.",

@@ -64,4 +64,9 @@
 //     at least to the millisecond.
 //   - Invalid stream IDs and checkpoint names are ErrInvalidArgument in
 //     every method that takes one.
+//   - A store that implements platform.ChainReader keeps the hash chain
+//     (platform/chain.go) through every kind of append, conflicts,
+//     truncation, deletion and racing writers: each stored event's
+//     previous-hash is the ChainHash of the one before it as stored, the
+//     first event's is empty. Other stores skip that subtest.
 package storetest

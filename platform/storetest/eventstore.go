@@ -86,6 +86,8 @@ func TestEventStore(t *testing.T, newStore func(t *testing.T) Harness) {
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"CancelledContext", testCancelledContext},
 		{"UnknownTypeOnRead", testUnknownTypeOnRead},
+		{"HashChain", testChain},
+		{"UpcastOnRead", testUpcastOnRead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,72 @@
+package httpapi
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"strings"
+)
+
+// authorize refuses requests without the token (see the package
+// documentation). The token is compared in constant time and never
+// logged or echoed.
+func (a *api) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.opts.Token == "" && !a.opts.Public {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if a.opts.Token == "" {
+			refuse(w, r, "invalid_token", "this node listens on a non-loopback address and has no API token, so it refuses every /api request",
+				"set http.token (LEXIGRAM_HTTP_TOKEN) on the node and send it as \"Authorization: Bearer <token>\", or listen on loopback")
+			return
+		}
+		got, how := bearer(r)
+		switch {
+		case how == "":
+			refuse(w, r, "", "the request carries no token",
+				"send \"Authorization: Bearer <token>\" with the node's http.token"+streamHint(r))
+		case how == "malformed":
+			refuse(w, r, "invalid_request", "the Authorization header is not \"Bearer <token>\"",
+				"send \"Authorization: Bearer <token>\" with the node's http.token")
+		case subtle.ConstantTimeCompare([]byte(got), []byte(a.opts.Token)) != 1:
+			refuse(w, r, "invalid_token", "the token is wrong", "send the node's http.token")
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+func streamHint(r *http.Request) string {
+	if r.URL.Path == "/api/stream" {
+		return ", or a token query parameter"
+	}
+	return ""
+}
+
+// bearer returns the request's token and where it came from: "header",
+// "query" (the WebSocket route only), "malformed" or "" (none).
+func bearer(r *http.Request) (token, how string) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+			return "", "malformed"
+		}
+		return strings.TrimSpace(tok), "header"
+	}
+	if r.URL.Path == "/api/stream" {
+		if tok := r.URL.Query().Get("token"); tok != "" {
+			return tok, "query"
+		}
+	}
+	return "", ""
+}
+
+// refuse answers 401 with WWW-Authenticate (RFC 6750) and a problem.
+func refuse(w http.ResponseWriter, r *http.Request, errCode, detail, fix string) {
+	challenge := `Bearer realm="lexigram"`
+	if errCode != "" {
+		challenge += `, error="` + errCode + `"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	writeProblem(w, r, &problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: detail, Fix: fix})
+}
