@@ -23,5 +23,8 @@
 // binding has them; the inbound side reads "ce-" too.
 //
 // Settings of the registered driver: brokers (comma-separated
-// host:port), topic, group (subscribers).
+// host:port), topic, group (subscribers), and declare ("true" creates
+// the topic when it is missing, with partitions and replication_factor,
+// each the brokers' default when left out; an existing topic is left as
+// it is).
 package kafka

@@ -9,14 +9,20 @@ import (
 
 func init() {
 	bridges.Register("kafka", bridges.Driver{
-		NewPublisher: func(_ context.Context, s bridges.Settings) (bridges.Publisher, error) {
-			if err := s.Check("kafka", "brokers", "topic"); err != nil {
+		NewPublisher: func(ctx context.Context, s bridges.Settings) (bridges.Publisher, error) {
+			if err := s.Check("kafka", "brokers", "topic", "declare", "partitions", "replication_factor"); err != nil {
+				return nil, err
+			}
+			if err := declareFrom(ctx, s); err != nil {
 				return nil, err
 			}
 			return NewPublisher(PublisherOptions{Brokers: brokers(s), Topic: s["topic"]})
 		},
-		NewSubscriber: func(_ context.Context, s bridges.Settings) (bridges.Subscriber, error) {
-			if err := s.Check("kafka", "brokers", "topic", "group"); err != nil {
+		NewSubscriber: func(ctx context.Context, s bridges.Settings) (bridges.Subscriber, error) {
+			if err := s.Check("kafka", "brokers", "topic", "group", "declare", "partitions", "replication_factor"); err != nil {
+				return nil, err
+			}
+			if err := declareFrom(ctx, s); err != nil {
 				return nil, err
 			}
 			return NewSubscriber(SubscriberOptions{Brokers: brokers(s), Topic: s["topic"], Group: s["group"]})
