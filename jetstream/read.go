@@ -192,7 +192,7 @@ func (s *EventStore) consume(ctx context.Context, subjects []string, start, end 
 		// The consumer's pending count says how many messages there are to
 		// read; a new consumer with nothing pending has nothing to give.
 		info := cons.CachedInfo()
-		if info.NumPending == 0 && !follow {
+		if info.NumPending == 0 && !follow && !s.beyond(ctx, subjects, start, end) {
 			return
 		}
 		it, err := cons.Messages(jetstream.PullMaxMessages(2000))
@@ -221,11 +221,27 @@ func (s *EventStore) consume(ctx context.Context, subjects []string, start, end 
 				return
 			}
 			m := &jetstream.RawStreamMsg{Subject: msg.Subject(), Sequence: md.Sequence.Stream, Header: msg.Headers(), Data: msg.Data(), Time: md.Timestamp}
-			if !yield(m, nil) || (!follow && md.NumPending == 0) || md.Sequence.Stream == end {
+			if !yield(m, nil) || md.Sequence.Stream == end {
+				return
+			}
+			if !follow && md.NumPending == 0 && !s.beyond(ctx, subjects, md.Sequence.Stream+1, end) {
 				return
 			}
 		}
 	}
+}
+
+// beyond reports whether a message on the subject is stored from start
+// through end, asking the stream leader. A consumer's pending count comes
+// from the server that holds it, which in a cluster may be a replica a
+// write behind the leader that acknowledged it: a bounded read checks
+// before it believes there is nothing more.
+func (s *EventStore) beyond(ctx context.Context, subjects []string, start, end uint64) bool {
+	if end == 0 || start > end || len(subjects) != 1 {
+		return false
+	}
+	m, err := s.stream.GetMsg(ctx, start, jetstream.WithGetMsgSubject(subjects[0]))
+	return err == nil && m.Sequence <= end
 }
 
 // ReadAll yields every event after the position, in global order, through
