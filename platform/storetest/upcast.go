@@ -188,7 +188,7 @@ func testUpcastOnRead(t *testing.T, h *harness) {
 	check("ReadAll after the retired event", readAll(t, h.Store, resA.FirstPosition+1), append(append([]upWant(nil), wantA[2:]...), wantB...))
 
 	if sub, ok := h.Store.(subscriber); ok {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		var got []platform.Envelope
 		for e, err := range sub.Subscribe(ctx, resA.FirstPosition-1) {
