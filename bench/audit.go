@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"slices"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -53,23 +51,9 @@ func (r *runner) auditRate(ctx context.Context, e *env) ([]Figure, error) {
 		}
 		return expectCount("ordered consumer", n, total)
 	}
-	var o, w []float64
-	for i := range r.plan.readAllRounds {
-		sides := []struct {
-			name string
-			f    op
-			out  *[]float64
-		}{{"ours", ours, &o}, {"raw", raw, &w}}
-		if i%2 == 1 {
-			slices.Reverse(sides)
-		}
-		for _, s := range sides {
-			t := time.Now()
-			if err := s.f(ctx); err != nil {
-				return nil, fmt.Errorf("%s, round %d: %w", s.name, i+1, err)
-			}
-			*s.out = append(*s.out, float64(total)/time.Since(t).Seconds())
-		}
+	o, w, err := alternateRates(ctx, r.plan.readAllRounds, total, ours, raw)
+	if err != nil {
+		return nil, err
 	}
 	return []Figure{{
 		Name: name, Ours: median(o), Raw: median(w), Ratio: pairedRatio(o, w), Unit: "events/s", Target: ">= 0.80",

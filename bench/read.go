@@ -235,23 +235,9 @@ func (r *runner) readAll(ctx context.Context, e *env) ([]Figure, error) {
 		}
 		return expectCount("ordered consumer", n, total)
 	}
-	var o, w []float64
-	for i := range r.plan.readAllRounds {
-		sides := []struct {
-			name string
-			f    op
-			out  *[]float64
-		}{{"ours", ours, &o}, {"raw", raw, &w}}
-		if i%2 == 1 {
-			slices.Reverse(sides)
-		}
-		for _, s := range sides {
-			t := time.Now()
-			if err := s.f(ctx); err != nil {
-				return nil, fmt.Errorf("%s, round %d: %w", s.name, i+1, err)
-			}
-			*s.out = append(*s.out, float64(total)/time.Since(t).Seconds())
-		}
+	o, w, err := alternateRates(ctx, r.plan.readAllRounds, total, ours, raw)
+	if err != nil {
+		return nil, err
 	}
 	return []Figure{{
 		Name: name, Ours: median(o), Raw: median(w), Ratio: pairedRatio(o, w), Unit: "events/s", Target: ">= 0.80",
@@ -395,4 +381,27 @@ func rawReadAll(ctx context.Context, stream jetstream.Stream) (int, error) {
 			return n, nil
 		}
 	}
+}
+
+// alternateRates runs ours and raw rounds times each, alternating which
+// goes first, and returns each side's rate of total items per second.
+func alternateRates(ctx context.Context, rounds, total int, ours, raw op) (o, w []float64, err error) {
+	for i := range rounds {
+		sides := []struct {
+			name string
+			f    op
+			out  *[]float64
+		}{{"ours", ours, &o}, {"raw", raw, &w}}
+		if i%2 == 1 {
+			slices.Reverse(sides)
+		}
+		for _, s := range sides {
+			t := time.Now()
+			if err := s.f(ctx); err != nil {
+				return nil, nil, fmt.Errorf("%s, round %d: %w", s.name, i+1, err)
+			}
+			*s.out = append(*s.out, float64(total)/time.Since(t).Seconds())
+		}
+	}
+	return o, w, nil
 }
