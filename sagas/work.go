@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"hash/fnv"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -161,27 +159,31 @@ func kick(ctx context.Context, js jetstream.JetStream, prefix string, in Instanc
 	return nil
 }
 
-// workers spread instances over Concurrency goroutines by ID, so one
-// instance's messages are handled one at a time in this process.
+// workers are Concurrency goroutines taking work messages from one
+// dispatch, so one instance's messages are handled one at a time in this
+// process.
 type workers struct {
 	consumes  []jetstream.ConsumeContext // of timer fires
 	work      []jetstream.ConsumeContext // of the work stream, one per type
 	listeners []*durable.Handler
-	queues    []chan jetstream.Msg
+	queue     *dispatch
 	wg        sync.WaitGroup
 }
 
 // consume starts the workers (the first time) and the work stream's
 // consumers.
 func (m *Manager) consume(ctx context.Context, w *workers) error {
-	if w.queues == nil {
-		w.queues = make([]chan jetstream.Msg, m.opts.Concurrency)
-		for i := range w.queues {
-			q := make(chan jetstream.Msg, 8)
-			w.queues[i] = q
+	if w.queue == nil {
+		w.queue = newDispatch(2 * m.opts.Concurrency)
+		for range m.opts.Concurrency {
 			w.wg.Go(func() {
-				for msg := range q {
-					m.handle(ctx, msg)
+				for {
+					msg, id, ok := w.queue.take()
+					if !ok {
+						return
+					}
+					m.handle(ctx, msg, id)
+					w.queue.release(id)
 				}
 			})
 		}
@@ -199,11 +201,7 @@ func (m *Manager) consume(ctx context.Context, w *workers) error {
 		if err != nil {
 			return platform.Errorf(platform.CodeStoreUnavailable, "sagas: the consumer of saga type %q: %w", name, err)
 		}
-		cc, err := cons.Consume(func(msg jetstream.Msg) {
-			h := fnv.New32a()
-			_, _ = h.Write([]byte(msg.Subject()))
-			w.queues[h.Sum32()%uint32(len(w.queues))] <- msg
-		}, jetstream.PullMaxMessages(2*m.opts.Concurrency), jetstream.ConsumeErrHandler(func(jetstream.ConsumeContext, error) {
+		cc, err := cons.Consume(w.queue.push, jetstream.PullMaxMessages(2*m.opts.Concurrency), jetstream.ConsumeErrHandler(func(jetstream.ConsumeContext, error) {
 			m.checkWork() // missed heartbeats, no responders: perhaps the stream is gone
 		}))
 		if err != nil {
@@ -234,15 +232,14 @@ func (w *workers) stop() {
 		cc.Drain()
 		<-cc.Closed()
 	}
-	for _, q := range w.queues {
-		close(q)
+	if w.queue != nil {
+		w.queue.close()
 	}
 	w.wg.Wait()
 }
 
 // handle moves the instance a message names on, until it rests.
-func (m *Manager) handle(ctx context.Context, msg jetstream.Msg) {
-	id := msg.Subject()[strings.LastIndexByte(msg.Subject(), '.')+1:]
+func (m *Manager) handle(ctx context.Context, msg jetstream.Msg, id string) {
 	stop := heartbeat(msg, m.opts.AckWait/2)
 	defer stop()
 	// Steps run to their end even when the manager is stopping: ctx

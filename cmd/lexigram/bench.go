@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 func benchCommand() *cobra.Command {
 	var opts bench.Options
 	var asJSON bool
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure the event store against the raw NATS calls it stands on, in the same run",
@@ -29,6 +31,13 @@ func benchCommand() *cobra.Command {
 			opts.Out = cmd.ErrOrStderr() // progress; the figures go to stdout
 			if exe, err := os.Executable(); err == nil {
 				opts.ServerCommand = []string{exe, "bench-server"}
+			}
+			if cpuProfile != "" {
+				stopProfile, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stopProfile()
 			}
 			figs, err := bench.Run(ctx, opts)
 			if err != nil {
@@ -48,7 +57,21 @@ func benchCommand() *cobra.Command {
 	cmd.Flags().StringVar(&opts.NATSURL, "nats-url", "", "run against this NATS server instead of embedded ones")
 	cmd.Flags().BoolVar(&opts.InProcess, "in-process", false, "connect to the embedded servers in-process (as the node's components do) instead of over loopback TCP (as applications do)")
 	cmd.Flags().StringVar(&opts.Filter, "filter", "", "run only the figures whose name contains this")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the client side; servers run as children) to this file, for go tool pprof")
 	return cmd
+}
+
+// startCPUProfile profiles this process into path until the returned stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // benchServerCommand is the child process that lexigram bench starts for
