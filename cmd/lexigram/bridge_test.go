@@ -185,6 +185,7 @@ func TestBridgeStopFinishesInFlight(t *testing.T) {
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	b := memoryBridge("orders-out", topic)
 	b.Workers, b.BatchSize = 4, 20
+	b.AckWait = 2 * time.Second // what the server sent as the stop began comes back to the restart soon
 	cfg.Bridges = []config.Bridge{b}
 
 	run := func(until func() bool) {
@@ -205,19 +206,25 @@ func TestBridgeStopFinishesInFlight(t *testing.T) {
 	}
 
 	run(func() bool { return memory.Default.Len(topic) >= 100 })
-	info := settled(t, js, "EVENTS", "orders-out")
-	if info.NumAckPending != 0 {
-		t.Errorf("after stop %d messages are unacked, want 0: the stop must finish those in flight", info.NumAckPending)
-	}
 	moved := memory.Default.Len(topic)
-	if uint64(moved) != info.Delivered.Stream || info.AckFloor.Stream != info.Delivered.Stream {
-		t.Errorf("after stop the broker holds %d messages, JetStream delivered up to %d and acked up to %d: want all three equal",
-			moved, info.Delivered.Stream, info.AckFloor.Stream)
+	var info *jetstream.ConsumerInfo
+	waitUntil(t, 10*time.Second, "JetStream's ack floor to reach the messages moved", func() bool {
+		info = consumerInfo(t, js, "EVENTS", "orders-out")
+		return info.AckFloor.Stream >= uint64(moved)
+	})
+	if uint64(moved) != info.AckFloor.Stream {
+		t.Errorf("after stop the broker holds %d messages and JetStream's ack floor is %d: want them equal (each message moved acked, none acked unmoved)",
+			moved, info.AckFloor.Stream)
 	}
-	if info.NumPending == 0 {
+	if want := info.Delivered.Stream - uint64(moved); uint64(info.NumAckPending) != want {
+		t.Errorf("after stop %d messages are unacked, want %d: those delivered beyond the %d moved, and no other", info.NumAckPending, want, moved)
+	}
+	if moved >= total {
 		t.Fatalf("the stop came after the whole stream (%d moved): the test proves nothing, slow the broker further", moved)
 	}
-	t.Logf("stopped with %d of %d moved, %d pending", moved, total, info.NumPending)
+	// Messages the server sent as the consumer was drained, which never
+	// reached the bridge, come back after AckWait (see Outbound.Stop).
+	t.Logf("stopped with %d of %d moved; %d sent by the server as the stop began and never received", moved, total, info.Delivered.Stream-uint64(moved))
 
 	run(func() bool { return memory.Default.Len(topic) >= total })
 	got := drainMemory(t, topic, total)
