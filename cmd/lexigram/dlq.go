@@ -40,8 +40,9 @@ configuration's (nats.urls, else the embedded server's host and port).`,
 	var handler string
 	var asJSON bool
 	list := &cobra.Command{
-		Use:   "list",
-		Short: "List dead letters, oldest first",
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List dead letters, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q, done, err := open(cmd)
@@ -55,39 +56,34 @@ configuration's (nats.urls, else the embedded server's host and port).`,
 	list.Flags().StringVar(&handler, "handler", "", "only this handler's dead letters")
 	list.Flags().BoolVar(&asJSON, "json", false, "one JSON object per entry, with the event's headers and data")
 
-	each := func(use, short, verb string, f func(context.Context, *durable.DLQ, durable.ID) error) *cobra.Command {
-		return &cobra.Command{
-			Use:   use + " ID...",
-			Short: short,
-			Args:  cobra.MinimumNArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				ids := make([]durable.ID, len(args))
-				for i, a := range args {
-					var err error
-					if ids[i], err = durable.ParseID(a); err != nil {
-						return err
-					}
-				}
-				q, done, err := open(cmd)
-				if err != nil {
-					return err
-				}
-				defer done()
-				for _, id := range ids {
-					if err := f(cmd.Context(), q, id); err != nil {
-						return fmt.Errorf("%s %s: %w", use, id, err)
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", verb, id)
-				}
-				return nil
-			},
-		}
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Print one dead letter: its error, headers and the event",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := durable.ParseID(args[0])
+			if err != nil {
+				return err
+			}
+			q, done, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			defer done()
+			e, err := q.Get(cmd.Context(), id)
+			if err != nil {
+				return fmt.Errorf("show %s: %w", id, err)
+			}
+			return showDLQ(e, asJSON, cmd.OutOrStdout())
+		},
 	}
-	replay := each("replay", "Send dead letters back to their handler (which must be running to take them)", "replayed",
+	show.Flags().BoolVar(&asJSON, "json", false, "the entry as one JSON object")
+
+	replay := bulkDLQ(open, "replay", "Send dead letters back to their handler (which must be running to take them)", "replayed",
 		func(ctx context.Context, q *durable.DLQ, id durable.ID) error { return q.Replay(ctx, id) })
-	discard := each("discard", "Remove dead letters for good", "discarded",
+	discard := bulkDLQ(open, "discard", "Remove dead letters for good", "discarded",
 		func(ctx context.Context, q *durable.DLQ, id durable.ID) error { return q.Discard(ctx, id) })
-	cmd.AddCommand(list, replay, discard)
+	cmd.AddCommand(list, show, replay, discard)
 	return refuseUnknown(cmd)
 }
 
