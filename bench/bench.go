@@ -199,6 +199,7 @@ func (r *runner) jobs() []job {
 	jobs = append(jobs, r.bridgeJobs()...)
 	jobs = append(jobs, r.bridgeE2EJobs()...)
 	jobs = append(jobs, r.webhookJobs()...)
+	jobs = append(jobs, r.importJobs()...)
 	return jobs
 }
 

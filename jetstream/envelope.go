@@ -18,6 +18,9 @@ const TypeHeader = hdrType
 // IDHeader carries a stored event's ID.
 const IDHeader = hdrID
 
+// CodecHeader names the codec a stored event's body was encoded with.
+const CodecHeader = hdrCodec
+
 // SchemaHeader carries a stored event's schema version, with TypeHeader
 // what a reader asks the registry about (platform.Registry.Resolve) to
 // route an event without decoding it.

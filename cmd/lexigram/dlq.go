@@ -43,7 +43,7 @@ configuration's (nats.urls, else the embedded server's host and port).`,
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List dead letters, oldest first",
-		Args:  cobra.NoArgs,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q, done, err := open(cmd)
 			if err != nil {

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/vmihailenco/msgpack/v5"
 	"golang.org/x/term"
 
 	"github.com/lexigram/events/handlers/durable"
+	"github.com/lexigram/events/jetstream/eventio"
 )
 
 // bulkDLQ makes `dlq replay` or `dlq discard`: for the IDs given, or for
@@ -153,8 +153,8 @@ func confirm(in io.Reader, out io.Writer, question string, yes bool) error {
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
-// progress prints "verb done/total (rate/s)" lines, at most one a second
-// and the last, when shown.
+// progress prints lines such as "replayed 120/10000 (950/s)" on long
+// work, at most one a second and the last.
 type progress struct {
 	out   io.Writer
 	verb  string
@@ -169,17 +169,45 @@ func newProgress(out io.Writer, verb string, total int, show bool) *progress {
 	return &progress{out: out, verb: verb, total: total, show: show, began: now, last: now}
 }
 
-func (p *progress) step(done int) {
-	if !p.show {
-		return
-	}
+// due reports whether a line is due now; final lines always are.
+func (p *progress) due(final bool) bool {
 	now := time.Now()
-	if done < p.total && now.Sub(p.last) < time.Second {
-		return
+	if !p.show || (!final && now.Sub(p.last) < time.Second) {
+		return false
 	}
 	p.last = now
-	rate := float64(done) / max(now.Sub(p.began).Seconds(), 1e-3)
-	fmt.Fprintf(p.out, "%s %d/%d (%.0f/s)\n", p.verb, done, p.total, rate)
+	return true
+}
+
+func (p *progress) rate(n int) float64 {
+	return float64(n) / max(time.Since(p.began).Seconds(), 1e-3)
+}
+
+// step reports done of a known total.
+func (p *progress) step(done int) {
+	if p.due(done >= p.total) {
+		fmt.Fprintf(p.out, "%s %d/%d (%.0f/s)\n", p.verb, done, p.total, p.rate(done))
+	}
+}
+
+// count reports a count with no known total.
+func (p *progress) count(n int) {
+	if p.due(false) {
+		fmt.Fprintf(p.out, "%s %d (%.0f/s)\n", p.verb, n, p.rate(n))
+	}
+}
+
+// bytes reports input read of size (0: unknown) and the items in it.
+func (p *progress) bytes(read, size int64, items int) {
+	if !p.due(false) {
+		return
+	}
+	if size > 0 {
+		left := time.Duration(float64(time.Since(p.began)) * float64(size-read) / float64(max(read, 1)))
+		fmt.Fprintf(p.out, "%s %d lines, %.0f%% (%.0f/s, about %s left)\n", p.verb, items, 100*float64(read)/float64(size), p.rate(items), left.Round(time.Second))
+		return
+	}
+	fmt.Fprintf(p.out, "%s %d lines (%.0f/s)\n", p.verb, items, p.rate(items))
 }
 
 // showDLQ prints one entry: its fields, headers and the event's data,
@@ -219,21 +247,12 @@ func showDLQ(e durable.Entry, asJSON bool, out io.Writer) error {
 }
 
 // decodedData is the entry's event as plain values, whatever the binary
-// registers: msgpack and JSON bodies decode without the Go type.
+// registers.
 func decodedData(e durable.Entry) any {
 	if e.Data == nil {
 		return nil
 	}
-	var v any
-	var err error
-	switch e.Header.Get("Lx-Codec") {
-	case "json":
-		err = json.Unmarshal(e.Data, &v)
-	case "msgpack", "":
-		err = msgpack.Unmarshal(e.Data, &v)
-	default:
-		err = errors.New("unknown codec")
-	}
+	v, err := eventio.Line{Position: e.ID.Position, Header: e.Header, Data: e.Data}.Decoded()
 	if err != nil {
 		return map[string]any{"undecoded": e.Data, "why": err.Error()}
 	}

@@ -25,7 +25,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCommand(), bridgeCommand(), dlqCommand(), sagasCommand(), streamsCommand(), auditCommand(), benchCommand(), benchServerCommand(), versionCommand())
+	root.AddCommand(serveCommand(), bridgeCommand(), dlqCommand(), eventsCommand(), sagasCommand(), streamsCommand(), auditCommand(), benchCommand(), benchServerCommand(), versionCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "lexigram:", err)
 		os.Exit(1)
