@@ -107,3 +107,37 @@ func TestEventsCommands(t *testing.T) {
 		t.Fatalf("import of a missing file: %v, want an error naming it", err)
 	}
 }
+
+// TestNATSContext: --context connects with a nats CLI context file, as
+// the nats CLI would, and an unknown one says how to list them.
+func TestNATSContext(t *testing.T) {
+	t.Setenv("LEXIGRAM_CONFIG", "")
+	srv, _, store := newInvoiceStore(t)
+	if _, err := store.Append(context.Background(), platform.StreamID{Type: "invoice", ID: "ctx"}, platform.NoStream(), []platform.Envelope{{Event: invoiceIssued{Amount: 42}}}); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", home)
+	if err := os.MkdirAll(filepath.Join(home, "nats", "context"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "nats", "context", "local.json"), []byte(`{"url": "`+srv.ClientURL()+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, error) {
+		t.Cleanup(func() { natsContext = "" })
+		root := rootCommand()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(args)
+		err := root.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	if out, err := run("events", "get", "invoice", "ctx", "--context", "local"); err != nil || !strings.Contains(out, `{"Amount":42}`) {
+		t.Fatalf("events get --context local: %v\n%s", err, out)
+	}
+	if _, err := run("events", "get", "invoice", "ctx", "--context", "nowhere"); err == nil || !strings.Contains(err.Error(), "nats context ls") {
+		t.Fatalf("an unknown context: %v, want an error saying how to list them", err)
+	}
+}

@@ -19,17 +19,23 @@ import (
 )
 
 func main() {
+	if err := rootCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "lexigram:", err)
+		os.Exit(1)
+	}
+}
+
+// rootCommand is the whole CLI.
+func rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "lexigram",
 		Short:         "lexigram events: event sourcing and CQRS on NATS JetStream",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().StringVar(&natsContext, "context", "", "connect with the nats CLI context `NAME` (nats context ls lists them); --nats-url goes first")
 	root.AddCommand(serveCommand(), bridgeCommand(), dlqCommand(), eventsCommand(), sagasCommand(), streamsCommand(), auditCommand(), benchCommand(), benchServerCommand(), versionCommand())
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "lexigram:", err)
-		os.Exit(1)
-	}
+	return root
 }
 
 // refuseUnknown makes a command that only groups subcommands refuse an
