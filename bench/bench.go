@@ -38,6 +38,14 @@ type Options struct {
 	// applications do; in-process calls are cheaper, so the store's fixed
 	// cost per call is a larger share of them.
 	InProcess bool
+	// Replicas is the replicas of the event streams made on the server of
+	// NATSURL, so that a cluster is measured with the streams it will run.
+	// 0 means 1. Only with NATSURL.
+	Replicas int
+	// Storage, when set, is the storage of every event stream made:
+	// "file" or "memory". Empty: each figure's own (file but where a name
+	// says /mem).
+	Storage string
 	// ServerCommand starts each embedded server as a child process: the
 	// command with "--data-dir DIR --fsync-interval D" appended, which
 	// prints "URL <client url>" on stdout. A server in its own process
@@ -218,6 +226,14 @@ type runner struct {
 }
 
 func newRunner(opts Options) (*runner, error) {
+	switch {
+	case opts.Replicas < 0 || opts.Replicas > 5:
+		return nil, fmt.Errorf("bench: --replicas %d: use 1 to 5", opts.Replicas)
+	case opts.Replicas > 1 && opts.NATSURL == "":
+		return nil, fmt.Errorf("bench: --replicas %d needs --nats-url: the embedded servers are single nodes (the /r3 figures start their own three-node cluster)", opts.Replicas)
+	case opts.Storage != "" && opts.Storage != "file" && opts.Storage != "memory":
+		return nil, fmt.Errorf("bench: --storage %q: use file or memory", opts.Storage)
+	}
 	r := &runner{
 		opts:  opts,
 		plan:  fullPlan,
@@ -293,6 +309,7 @@ func (r *runner) env(ctx context.Context, kind string) (*env, error) {
 		if e.nc, err = nats.Connect(r.opts.NATSURL, nats.Name("lexigram bench")); err != nil {
 			return nil, fmt.Errorf("bench: connect to %s: %w", r.opts.NATSURL, err)
 		}
+		e.replicas = r.opts.Replicas
 	case envR3:
 		if err := r.startCluster(ctx, e); err != nil {
 			e.close()
@@ -414,6 +431,12 @@ func (r *runner) close() {
 func (r *runner) newStore(ctx context.Context, e *env, storage jetstream.StorageType, opts ...func(*lxjs.Options)) (st *lxjs.EventStore, done func(), err error) {
 	r.seq++
 	name := fmt.Sprintf("LXBENCH_%s_%d", r.runID, r.seq)
+	switch r.opts.Storage {
+	case "file":
+		storage = jetstream.FileStorage
+	case "memory":
+		storage = jetstream.MemoryStorage
+	}
 	o := lxjs.Options{
 		Stream:        name,
 		SubjectPrefix: fmt.Sprintf("lxbench.%s.%d", r.runID, r.seq),

@@ -186,3 +186,20 @@ func TestRunGroupCommitSweep(t *testing.T) {
 		t.Errorf("want the four rate figures the filter names, got %d: %v", len(figs), figs)
 	}
 }
+
+// TestRunOptionsRefused: replicas without a cluster to put them on, and
+// a storage that does not exist, are refused before anything starts.
+func TestRunOptionsRefused(t *testing.T) {
+	for _, c := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{Replicas: 3}, "needs --nats-url"},
+		{Options{Replicas: 7, NATSURL: "nats://127.0.0.1:4222"}, "use 1 to 5"},
+		{Options{Storage: "disk"}, "use file or memory"},
+	} {
+		if _, err := Run(t.Context(), c.opts); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Run(%+v): %v, want an error containing %q", c.opts, err, c.want)
+		}
+	}
+}

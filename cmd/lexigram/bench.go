@@ -57,6 +57,8 @@ func benchCommand() *cobra.Command {
 	cmd.Flags().StringVar(&opts.NATSURL, "nats-url", "", "run against this NATS server instead of embedded ones")
 	cmd.Flags().BoolVar(&opts.InProcess, "in-process", false, "connect to the embedded servers in-process (as the node's components do) instead of over loopback TCP (as applications do)")
 	cmd.Flags().StringVar(&opts.Filter, "filter", "", "run only the figures whose name contains this")
+	cmd.Flags().IntVar(&opts.Replicas, "replicas", 0, "with --nats-url: replicas of the event streams the figures make (default 1), to measure the stream you will run")
+	cmd.Flags().StringVar(&opts.Storage, "storage", "", "file or memory: storage of the event streams the figures make (default: each figure's own)")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the client side; servers run as children) to this file, for go tool pprof")
 	return cmd
 }
