@@ -111,6 +111,8 @@ func Handler(n *node.Node, opts Options) http.Handler {
 	mux.HandleFunc("GET /api/aggregates/{type}/{id}/events", a.aggregateEvents)
 	mux.HandleFunc("GET /api/streams", a.streams)
 	mux.HandleFunc("GET /api/projections", a.projections)
+	mux.HandleFunc("GET /api/projections/{name}", a.projection)
+	mux.HandleFunc("POST /api/projections/{name}/{action}", a.projectionAction)
 	mux.HandleFunc("GET /api/sagas", a.sagas)
 	mux.HandleFunc("GET /api/dlq", a.dlq)
 	mux.HandleFunc("GET /api/stream", a.stream)

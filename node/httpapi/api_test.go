@@ -275,3 +275,42 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestProjectionActions: pause stops a projection (a deposit meanwhile is
+// not applied), resume catches it up, rebuild of a projection that is not
+// generational says so, and an unknown one is a 404.
+func TestProjectionActions(t *testing.T) {
+	e := start(t, httpapi.Options{})
+	e.do(t, "POST", "/api/commands/test.open-account", `{"id":"acc-1","owner":"ada"}`).ok(t, &result{})
+	type status struct {
+		Name     string `json:"name"`
+		State    string `json:"state"`
+		Position uint64 `json:"position"`
+	}
+	var s status
+	e.do(t, "POST", "/api/projections/balances/pause", "").ok(t, &s)
+	if s.State != "STOPPED" {
+		t.Fatalf("after pause the projection is %+v, want STOPPED", s)
+	}
+	var res result
+	e.do(t, "POST", "/api/commands/test.deposit", `{"account":"acc-1","amount":5}`).ok(t, &res)
+	e.do(t, "GET", "/api/projections/balances", "").ok(t, &s)
+	if s.Position >= res.Position {
+		t.Fatalf("a paused projection applied position %d (status %+v)", res.Position, s)
+	}
+	e.do(t, "POST", "/api/projections/balances/resume", "").ok(t, &s)
+	var b Balance
+	e.do(t, "GET", fmt.Sprintf("/api/queries/test.get-balance?account=acc-1&wait-for=%d", res.Position), "").ok(t, &b)
+	if b.Total != 5 {
+		t.Fatalf("after resume the balance is %d, want 5", b.Total)
+	}
+	if r := e.do(t, "POST", "/api/projections/balances/rebuild", ""); r.status < 400 || r.status >= 500 || !strings.Contains(string(r.body), "Generational") {
+		t.Fatalf("rebuild of a projection that is not generational: %d %s", r.status, r.body)
+	}
+	if r := e.do(t, "GET", "/api/projections/nope", ""); r.status != 404 || !strings.Contains(string(r.body), "balances") {
+		t.Fatalf("an unknown projection: %d %s, want 404 naming the ones there are", r.status, r.body)
+	}
+	if r := e.do(t, "POST", "/api/projections/balances/explode", ""); r.status != 404 {
+		t.Fatalf("an unknown action: %d %s, want 404", r.status, r.body)
+	}
+}

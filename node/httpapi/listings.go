@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/lexigram/events/projections"
 	"github.com/lexigram/events/sagas"
 )
 
@@ -65,17 +66,21 @@ type projectionJSON struct {
 func (a *api) projections(w http.ResponseWriter, r *http.Request) {
 	out := []projectionJSON{}
 	for _, s := range a.n.Projections().Statuses(r.Context()) {
-		p := projectionJSON{Name: s.Name, State: string(s.State), Active: s.Active, Generation: uint64(s.Generation), Position: s.Position,
-			Head: s.Head, Lag: s.Lag, EventsPerSecond: s.EventsPerSecond, Read: s.Read, Skipped: s.Skipped}
-		if s.Err != nil {
-			p.Error = s.Err.Error()
-		}
-		if s.Rebuild != nil {
-			p.Rebuild = s.Rebuild
-		}
-		out = append(out, p)
+		out = append(out, projectionOf(s))
 	}
 	writeJSON(w, r, map[string]any{"projections": out})
+}
+
+func projectionOf(s projections.Status) projectionJSON {
+	p := projectionJSON{Name: s.Name, State: string(s.State), Active: s.Active, Generation: uint64(s.Generation), Position: s.Position,
+		Head: s.Head, Lag: s.Lag, EventsPerSecond: s.EventsPerSecond, Read: s.Read, Skipped: s.Skipped}
+	if s.Err != nil {
+		p.Error = s.Err.Error()
+	}
+	if s.Rebuild != nil {
+		p.Rebuild = s.Rebuild
+	}
+	return p
 }
 
 // sagas serves GET /api/sagas: ?type=&state=&after=&limit=.

@@ -89,6 +89,18 @@ func (a *api) document() map[string]any {
 		"summary": "The account's JetStream streams", "responses": ok("the streams", list("streams", g.of(reflect.TypeFor[streamJSON]())), "401")}}
 	paths["/api/projections"] = map[string]any{"get": map[string]any{"operationId": "projections", "tags": []string{"operations"},
 		"summary": "Every projection's status", "responses": ok("the projections", list("projections", g.of(reflect.TypeFor[projectionJSON]())), "401")}}
+	projection := g.of(reflect.TypeFor[projectionJSON]())
+	name := param("name", "path", "the projection's name", str, true)
+	paths["/api/projections/{name}"] = map[string]any{"get": map[string]any{"operationId": "projection", "tags": []string{"operations"},
+		"summary": "One projection's status", "parameters": []any{name}, "responses": ok("the projection", projection, "401", "404")}}
+	actionResponses := ok("the projection's status after the action", projection, "400", "401", "404", "409")
+	actionResponses["202"] = map[string]any{"description": "rebuild: started; its progress is the status's rebuild",
+		"content": map[string]any{"application/json": map[string]any{"schema": projection}}}
+	paths["/api/projections/{name}/{action}"] = map[string]any{"post": map[string]any{"operationId": "projectionAction", "tags": []string{"operations"},
+		"summary": "rebuild (202: runs in the background), pause (stops after the batch in hand, checkpoint saved) or resume a projection",
+		"parameters": []any{name, map[string]any{"name": "action", "in": "path", "required": true,
+			"schema": map[string]any{"type": "string", "enum": []string{"rebuild", "pause", "resume"}}}},
+		"responses": actionResponses}}
 	paths["/api/sagas"] = map[string]any{"get": map[string]any{"operationId": "sagas", "tags": []string{"operations"}, "summary": "Saga instances, paged by ID",
 		"parameters": []any{param("type", "query", "saga type", str, false), param("state", "query", "states (repeat for several)", str, false),
 			param("after", "query", "list the instances after this ID (a page's next)", str, false), limit},
