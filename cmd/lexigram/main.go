@@ -34,7 +34,7 @@ func rootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&natsContext, "context", "", "connect with the nats CLI context `NAME` (nats context ls lists them); --nats-url goes first")
-	root.AddCommand(serveCommand(), bridgeCommand(), dlqCommand(), eventsCommand(), projectionsCommand(), sagasCommand(), streamsCommand(), auditCommand(), benchCommand(), benchServerCommand(), versionCommand())
+	root.AddCommand(serveCommand(), bridgeCommand(), dlqCommand(), eventsCommand(), projectionsCommand(), sagasCommand(), snapshotsCommand(), streamsCommand(), auditCommand(), benchCommand(), benchServerCommand(), versionCommand())
 	return root
 }
 

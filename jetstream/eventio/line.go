@@ -2,6 +2,7 @@ package eventio
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -43,13 +44,23 @@ func (l Line) Version() uint64 {
 // Decoded is the body as plain values (maps, slices, numbers, strings),
 // whatever Go type it was encoded from, or an error naming the codec.
 func (l Line) Decoded() (any, error) {
-	var v any
-	switch c := l.Header.Get(lxjs.CodecHeader); c {
-	case "msgpack", "":
-		return v, msgpack.Unmarshal(l.Data, &v)
-	case "json":
-		return v, json.Unmarshal(l.Data, &v)
-	default:
-		return nil, platform.Errorf(platform.CodeInvalidArgument, "event at position %d: codec %q is unknown here: only msgpack and json bodies decode without their Go type", l.Position, c)
+	v, err := DecodePlain(l.Header.Get(lxjs.CodecHeader), l.Data)
+	if err != nil {
+		return nil, fmt.Errorf("event at position %d: %w", l.Position, err)
 	}
+	return v, nil
+}
+
+// DecodePlain decodes data encoded with the named codec (msgpack or
+// json; "" is msgpack) into plain values, without the Go type it was
+// encoded from: for showing events and snapshots to people.
+func DecodePlain(codec string, data []byte) (any, error) {
+	var v any
+	switch codec {
+	case "msgpack", "":
+		return v, msgpack.Unmarshal(data, &v)
+	case "json":
+		return v, json.Unmarshal(data, &v)
+	}
+	return nil, platform.Errorf(platform.CodeInvalidArgument, "codec %q is unknown here: only msgpack and json decode without their Go type", codec)
 }
