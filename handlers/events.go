@@ -146,6 +146,7 @@ type EventBus struct {
 
 	prog    progress
 	running atomic.Bool
+	skipped atomic.Uint64
 }
 
 type subscriber struct {
@@ -368,8 +369,9 @@ type Subscriber interface {
 // position order, types concurrently, and a full channel makes the feeder
 // wait: memory stays bounded, and a type whose handlers fall behind by more
 // than QueueSize events holds back the other types too, as one reader of
-// the store must. Events of types without handlers are skipped. A bus runs one feed
-// at a time.
+// the store must. Events of types without handlers are skipped, and so
+// are events that do not decode (logged, counted in Skipped). A bus runs
+// one feed at a time.
 func (b *EventBus) Run(ctx context.Context, src Subscriber, after uint64) error {
 	if !b.running.CompareAndSwap(false, true) {
 		return platform.Errorf(platform.CodeInvalidArgument, "handlers: EventBus.Run is already running: feed a bus from one store once; make another bus for another feed")
@@ -386,6 +388,11 @@ func (b *EventBus) Run(ctx context.Context, src Subscriber, after uint64) error 
 		wg.Wait()
 	}()
 	for env, err := range src.Subscribe(ctx, after) {
+		var undecodable *platform.DecodeError
+		if errors.As(err, &undecodable) {
+			b.skip(undecodable)
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -413,6 +420,26 @@ func (b *EventBus) Run(ctx context.Context, src Subscriber, after uint64) error 
 	}
 	return nil
 }
+
+// skip passes over an event that does not decode: another service's type
+// in a shared stream, or a version this build does not know. The bus is
+// for what happens while the node runs, so such an event is logged and
+// skipped rather than stopping it; a handler that must see every event is
+// a durable one (handlers/durable), which dead-letters it instead.
+func (b *EventBus) skip(de *platform.DecodeError) {
+	b.prog.fed(de.Position)
+	b.prog.done(de.Position)
+	b.skipped.Add(1)
+	if len(b.handlersOf(de.Type)) > 0 {
+		b.o.Logger.Warn("handlers: event bus: an event its handlers would take does not decode: skipped", "type", de.Type,
+			"schema_version", de.SchemaVersion, "position", de.Position, "error", de.Err)
+		return
+	}
+	b.o.Logger.Debug("handlers: event bus: an event that does not decode and has no handlers here: skipped", "type", de.Type, "position", de.Position)
+}
+
+// Skipped is how many events Run passed over because they did not decode.
+func (b *EventBus) Skipped() uint64 { return b.skipped.Load() }
 
 // queue is one event type's bounded channel.
 type queue struct {
