@@ -139,11 +139,17 @@ func verdict(f Figure) string {
 // job measures one or more figures that share their setup.
 type job struct {
 	names []string // the figures it yields
+	// optIn jobs run only when the filter names them: they take many
+	// minutes (cardinality).
+	optIn bool
 	env   string   // the server it runs on: envFsync, envNoFsync or envExternal
 	run   func(ctx context.Context, e *env) ([]Figure, error)
 }
 
 func (j job) matches(filter string) bool {
+	if j.optIn && filter == "" {
+		return false
+	}
 	for _, n := range j.names {
 		if strings.Contains(n, filter) {
 			return true
@@ -208,6 +214,8 @@ func (r *runner) jobs() []job {
 	jobs = append(jobs, r.bridgeE2EJobs()...)
 	jobs = append(jobs, r.webhookJobs()...)
 	jobs = append(jobs, r.importJobs()...)
+	jobs = append(jobs, r.wsJobs()...)
+	jobs = append(jobs, r.cardinalityJobs()...)
 	return jobs
 }
 

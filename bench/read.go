@@ -257,7 +257,14 @@ const versionHeader = "Lx-Version"
 // than 100-event appends (an R1 file stream stages each atomic batch on
 // disk). It reports every 10%.
 func (r *runner) preload(ctx context.Context, e *env, st *lxjs.EventStore, name string, total int) error {
-	aggregates := max(1, total/loadEvents)
+	return r.preloadSpread(ctx, e, st, name, total, max(1, total/loadEvents), false)
+}
+
+// preloadSpread is preload over the given number of aggregates, round
+// robin. With dedupe each event also carries its ID in Nats-Msg-Id, as
+// the store's appends that expect any version do, so the server keeps it
+// for the duplicate window.
+func (r *runner) preloadSpread(ctx context.Context, e *env, st *lxjs.EventStore, name string, total, aggregates int, dedupe bool) error {
 	subjects, bodies := make([]string, aggregates), make([][]byte, aggregates)
 	for a := range aggregates {
 		var err error
@@ -316,6 +323,9 @@ func (r *runner) preload(ctx context.Context, e *env, st *lxjs.EventStore, name 
 		a, version := i%aggregates, i/aggregates+1
 		h := maps.Clone(template)
 		h[lxjs.IDHeader] = []string{platform.NewEventID()}
+		if dedupe {
+			h[jetstream.MsgIDHeader] = h[lxjs.IDHeader]
+		}
 		h[versionHeader] = []string{strconv.Itoa(version)}
 		h[lxjs.PrevHeader] = []string{prevs[a]}
 		prevs[a] = platform.ChainHash(prevs[a], h[lxjs.IDHeader][0], firstEvent.Type, firstEvent.SchemaVersion, uint64(version), bodies[a])
