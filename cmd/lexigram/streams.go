@@ -31,8 +31,9 @@ func streamsCommand() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&configPath, "config", "", "YAML configuration file (default $"+config.ConfigFileEnv+")")
 	cmd.PersistentFlags().StringVar(&natsURL, "nats-url", "", "NATS server to connect to (default: from the configuration)")
 	info := &cobra.Command{
-		Use:   "info [STREAM...]",
-		Short: "List the streams (or those named) with messages, bytes, subjects, replicas, storage and durability",
+		Use:     "info [STREAM...]",
+		Aliases: []string{"ls"},
+		Short:   "List the streams (or those named) with messages, bytes, subjects, replicas, storage and durability",
 		Long: `Lists the account's streams with their messages, bytes, subjects, replicas,
 storage and the durability of an acknowledged write, as the event store
 reports it. The servers' fsync setting is read from their VARZ, which only
