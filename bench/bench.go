@@ -142,7 +142,7 @@ type job struct {
 	// optIn jobs run only when the filter names them: they take many
 	// minutes (cardinality).
 	optIn bool
-	env   string   // the server it runs on: envFsync, envNoFsync or envExternal
+	env   string // the server it runs on: envFsync, envNoFsync or envExternal
 	run   func(ctx context.Context, e *env) ([]Figure, error)
 }
 
@@ -216,6 +216,7 @@ func (r *runner) jobs() []job {
 	jobs = append(jobs, r.importJobs()...)
 	jobs = append(jobs, r.wsJobs()...)
 	jobs = append(jobs, r.cardinalityJobs()...)
+	jobs = append(jobs, r.encryptionJobs()...)
 	return jobs
 }
 

@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,11 @@ const IDHeader = hdrID
 // CodecHeader names the codec a stored event's body was encoded with.
 const CodecHeader = hdrCodec
 
+// KeyHeader names the data key a sealed event's body is encrypted with
+// (platform.Sealer, package encryption); events stored as encoded have
+// none.
+const KeyHeader = hdrKey
+
 // SchemaHeader carries a stored event's schema version, with TypeHeader
 // what a reader asks the registry about (platform.Registry.Resolve) to
 // route an event without decoding it.
@@ -34,6 +40,7 @@ const (
 	hdrSchema      = "Lx-Schema"
 	hdrVersion     = "Lx-Version"
 	hdrCodec       = "Lx-Codec"
+	hdrKey         = "Lx-Key"
 	hdrCorrelation = "Lx-Correlation"
 	hdrCausation   = "Lx-Causation"
 	hdrMetaPrefix  = "Lx-Meta-"
@@ -55,7 +62,7 @@ func (s *EventStore) newMsg(subject string, e *platform.Envelope, body []byte, d
 	// Sized for every header the message will carry: a map of up to eight
 	// is one allocation, and a larger one must not grow while being filled.
 	n := 7 + len(e.Metadata) // ID, type, schema, codec, version, expected sequence, previous hash
-	for _, more := range [...]bool{dedupe, e.CorrelationID != "", e.CausationID != ""} {
+	for _, more := range [...]bool{dedupe, e.CorrelationID != "", e.CausationID != "", e.KeyID != ""} {
 		if more {
 			n++
 		}
@@ -80,6 +87,9 @@ func (s *EventStore) newMsg(subject string, e *platform.Envelope, body []byte, d
 		h[hdrCausation] = vals[5:6:6]
 	}
 	h[hdrVersion] = vals[6:7:7]
+	if e.KeyID != "" {
+		h[hdrKey] = []string{e.KeyID}
+	}
 	for k, v := range e.Metadata {
 		h[hdrMetaPrefix+k] = []string{v}
 	}
@@ -162,7 +172,7 @@ func (s *EventStore) Decode(subject string, position uint64, stored time.Time, h
 // (platform.Envelope.Retired).
 func (s *EventStore) DecodeAll(subject string, position uint64, stored time.Time, h nats.Header, data []byte, out []platform.Envelope) ([]platform.Envelope, error) {
 	names := subjects{prefix: s.opts.SubjectPrefix}
-	return s.decode(&names, subject, position, stored, h, data, out)
+	return s.decode(context.Background(), &names, subject, position, stored, h, data, out)
 }
 
 // Registry is the registry the store decodes with.
@@ -170,7 +180,7 @@ func (s *EventStore) Registry() *platform.Registry { return s.registry }
 
 // decode appends the envelopes a stored message reads as to out. Anything
 // missing or unreadable is a *platform.DecodeError naming the position.
-func (s *EventStore) decode(names *subjects, subject string, seq uint64, tm time.Time, h nats.Header, data []byte, out []platform.Envelope) ([]platform.Envelope, error) {
+func (s *EventStore) decode(ctx context.Context, names *subjects, subject string, seq uint64, tm time.Time, h nats.Header, data []byte, out []platform.Envelope) ([]platform.Envelope, error) {
 	corrupt := func(e platform.Envelope, format string, args ...any) ([]platform.Envelope, error) {
 		return out, &platform.DecodeError{Stream: e.Stream, Version: e.Version, Position: seq, Type: h.Get(hdrType), SchemaVersion: e.SchemaVersion,
 			Err: platform.Errorf(platform.CodeCorruptEvent, "on %s: "+format, append([]any{subject}, args...)...)}
@@ -187,6 +197,7 @@ func (s *EventStore) decode(names *subjects, subject string, seq uint64, tm time
 		Time:          tm,
 		CorrelationID: h.Get(hdrCorrelation),
 		CausationID:   h.Get(hdrCausation),
+		KeyID:         h.Get(hdrKey),
 	}
 	if e.Version, err = strconv.ParseUint(h.Get(hdrVersion), 10, 64); err != nil {
 		return corrupt(e, "bad %s header: %w", hdrVersion, err)
@@ -208,7 +219,7 @@ func (s *EventStore) decode(names *subjects, subject string, seq uint64, tm time
 			return corrupt(e, "%w", err)
 		}
 	}
-	return s.registry.DecodeEnvelope(codec, &e, data, out)
+	return s.registry.DecodeEnvelopeContext(ctx, codec, &e, data, out)
 }
 
 // versionOf reads the aggregate version header of a stored message.

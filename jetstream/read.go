@@ -45,7 +45,7 @@ func (s *EventStore) Read(ctx context.Context, stream platform.StreamID, after p
 					continue
 				}
 			}
-			if buf, err = s.decode(&names, m.Subject, m.Sequence, m.Time, m.Header, m.Data, buf[:0]); !yieldAll(yield, buf, err) {
+			if buf, err = s.decode(ctx, &names, m.Subject, m.Sequence, m.Time, m.Header, m.Data, buf[:0]); !yieldAll(yield, buf, err) {
 				return
 			}
 		}
@@ -265,7 +265,7 @@ func (s *EventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[platfo
 				yield(platform.Envelope{}, platform.Errorf(platform.CodeStoreUnavailable, "read all after %d: %w", after, err))
 				return
 			}
-			if buf, err = s.decode(&names, m.Subject, m.Sequence, m.Time, m.Header, m.Data, buf[:0]); !yieldAll(yield, buf, err) {
+			if buf, err = s.decode(ctx, &names, m.Subject, m.Sequence, m.Time, m.Header, m.Data, buf[:0]); !yieldAll(yield, buf, err) {
 				return
 			}
 		}
@@ -289,7 +289,7 @@ func (s *EventStore) Subscribe(ctx context.Context, after uint64) iter.Seq2[plat
 				yield(platform.Envelope{}, err)
 				return
 			}
-			if buf, err = s.decode(&names, m.Subject, m.Sequence, m.Time, m.Header, m.Data, buf[:0]); !yieldAll(yield, buf, err) {
+			if buf, err = s.decode(ctx, &names, m.Subject, m.Sequence, m.Time, m.Header, m.Data, buf[:0]); !yieldAll(yield, buf, err) {
 				return
 			}
 		}

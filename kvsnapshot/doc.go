@@ -18,6 +18,11 @@
 //	"object"   string     name of the object holding the state, if any
 //	"size"     int        the object's size in bytes
 //	"sha256"   bin        the object's SHA-256 digest
+//	"key"      string     the data key the state is sealed with, if any
+//
+// With SnapshotOptions.Sealer (the encryption key ring) the state is
+// sealed with the aggregate's data key before it is stored, inline or as
+// an object; a snapshot whose key was forgotten loads as none.
 //
 // An older snapshot never replaces a newer one: SaveSnapshot reads the entry,
 // does nothing if it holds the same or a later version, and otherwise writes

@@ -40,6 +40,17 @@ type SnapshotOptions struct {
 	// 0 or anything above the connection's max payload (minus room for
 	// headers) means that limit.
 	MaxInlineSize int
+	// Sealer, if set, encrypts every state saved with the aggregate's data
+	// key and opens it on load (encryption.Keyring is one).
+	Sealer Sealer
+}
+
+// Sealer seals snapshot states. An aggregate whose key is gone for good
+// (its data subject forgotten) reads as having no snapshot, so the
+// repository replays its events instead, which read with placeholders.
+type Sealer interface {
+	SealSnapshot(ctx context.Context, stream platform.StreamID, state []byte) (sealed []byte, keyID string, err error)
+	OpenSnapshot(ctx context.Context, stream platform.StreamID, keyID string, sealed []byte) (state []byte, shredded bool, err error)
 }
 
 // SnapshotStore is a platform.SnapshotStore on a JetStream KV bucket, with
@@ -84,6 +95,7 @@ type record struct {
 	Object        string    `msgpack:"object,omitempty"`
 	Size          int       `msgpack:"size,omitempty"`
 	SHA256        []byte    `msgpack:"sha256,omitempty"`
+	Key           string    `msgpack:"key,omitempty"` // the data key State is sealed with
 }
 
 func newRecord(snap platform.Snapshot) record {
@@ -107,6 +119,12 @@ func (s *SnapshotStore) SaveSnapshot(ctx context.Context, snap platform.Snapshot
 	}
 	key := snapshotKey(snap.Stream)
 	rec := newRecord(snap)
+	if s.opts.Sealer != nil {
+		var err error
+		if rec.State, rec.Key, err = s.opts.Sealer.SealSnapshot(ctx, snap.Stream, snap.State); err != nil {
+			return fmt.Errorf("kvsnapshot: save snapshot %s: %w", snap.Stream, err)
+		}
+	}
 	value, err := msgpack.Marshal(&rec)
 	if err != nil {
 		return platform.Errorf(platform.CodeInvalidArgument, "kvsnapshot: save snapshot %s: encode: %w", snap.Stream, err)
@@ -173,6 +191,17 @@ func (s *SnapshotStore) LoadSnapshot(ctx context.Context, stream platform.Stream
 			if err != nil {
 				return platform.Snapshot{}, false, err
 			}
+		}
+		if rec.Key != "" {
+			if s.opts.Sealer == nil {
+				return platform.Snapshot{}, false, platform.Errorf(platform.CodeConfigConflict,
+					"kvsnapshot: snapshot %s is encrypted with data key %q, and this snapshot store has none: set SnapshotOptions.Sealer (the encryption key ring)", stream, rec.Key)
+			}
+			state, shredded, err := s.opts.Sealer.OpenSnapshot(ctx, stream, rec.Key, rec.State)
+			if err != nil || shredded {
+				return platform.Snapshot{}, false, err
+			}
+			rec.State = state
 		}
 		return platform.Snapshot{
 			Stream:        stream,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lexigram/events/config"
 	"github.com/lexigram/events/embedded"
+	"github.com/lexigram/events/encryption"
 	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
 )
@@ -52,4 +53,42 @@ func Storage(cfg config.Config) jetstream.StorageType {
 		return jetstream.MemoryStorage
 	}
 	return jetstream.FileStorage
+}
+
+// OpenKeyring opens the key ring enc describes (the encryption section)
+// on the store's server and makes it the sealer of reg, so that every
+// store on reg seals and opens event payloads; events is where Forget
+// appends SubjectForgotten. It returns nil when encryption is off. Pass
+// the ring to kvsnapshot.SnapshotOptions.Sealer to seal snapshots too.
+func OpenKeyring(ctx context.Context, js jetstream.JetStream, cfg config.Config, enc config.Encryption, reg *platform.Registry, events platform.EventStore, log *slog.Logger) (*encryption.Keyring, error) {
+	if !enc.Enabled() {
+		return nil, nil
+	}
+	if err := enc.Validate(); err != nil {
+		return nil, err
+	}
+	var keys encryption.KeyProvider
+	var err error
+	if enc.KeyFile != "" {
+		keys, err = encryption.FileKeys(enc.KeyFile)
+	} else {
+		keys, err = encryption.EnvKeys(enc.KeyEnv)
+	}
+	if err != nil {
+		return nil, err
+	}
+	o := encryption.Options{
+		Bucket: enc.Bucket, Replicas: cfg.Store.Replicas, Storage: Storage(cfg),
+		Registry: reg, Events: events, Logger: log, Modes: map[string]encryption.Mode{},
+	}
+	if enc.Mode == "whole" {
+		o.Mode = encryption.ModeWhole
+	}
+	for _, t := range enc.WholeTypes {
+		o.Modes[t] = encryption.ModeWhole
+	}
+	for _, t := range enc.PlainTypes {
+		o.Modes[t] = encryption.ModeNone
+	}
+	return encryption.Open(ctx, js, keys, o)
 }

@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -95,8 +96,21 @@ const maxSplitDepth = 8
 // it to the current version and appends the envelopes it reads as to
 // out: one, several (UpcastMany) or the marker of a retired event. Stores
 // call it; the appended envelopes are what Read, ReadAll and Subscribe
-// yield. An error is a *DecodeError; out is then returned as it came.
+// yield. An error is a *DecodeError (for a sealed event, see
+// DecodeEnvelopeContext); out is then returned as it came.
 func (r *Registry) DecodeEnvelope(c Codec, e *Envelope, data []byte, out []Envelope) ([]Envelope, error) {
+	return r.DecodeEnvelopeContext(context.Background(), c, e, data, out)
+}
+
+// DecodeEnvelopeContext is DecodeEnvelope for a stored event whose body
+// may be sealed (e.KeyID set): ctx bounds fetching its data key. The
+// registry's Sealer opens the body before the upcasters run, so they see
+// the plain event; a shredded one (Envelope.Shredded) is upcast too. Not
+// every error is a *DecodeError here: a data key that cannot be fetched
+// now (CodeStoreUnavailable) or a process without a sealer
+// (CodeConfigConflict) is returned as it is, and readers stop on it
+// rather than skip the event.
+func (r *Registry) DecodeEnvelopeContext(ctx context.Context, c Codec, e *Envelope, data []byte, out []Envelope) ([]Envelope, error) {
 	t := r.t.Load()
 	et := t.lookup(e.Type, e.SchemaVersion)
 	if et == nil {
@@ -106,8 +120,13 @@ func (r *Registry) DecodeEnvelope(c Codec, e *Envelope, data []byte, out []Envel
 	if p.err != nil {
 		return out, e.decodeError(p.err)
 	}
-	v, err := et.decode(c, data)
-	if err != nil {
+	var v any
+	var err error
+	if e.KeyID != "" {
+		if v, err = r.open(ctx, et, c, e, data); err != nil {
+			return out, err
+		}
+	} else if v, err = et.decode(c, data); err != nil {
 		return out, e.decodeError(Errorf(CodeCorruptEvent, "decode %q version %d with %s: %w", e.Type, e.SchemaVersion, c.Name(), err))
 	}
 	if len(p.steps) == 0 && p.end == EndCurrent && et.Name == e.Type {

@@ -32,6 +32,14 @@
 // split into two events, and a retired event), which
 // Example_schemaEvolution runs.
 //
+// # Sealed payloads
+//
+// A registry may have a Sealer (Registry.SetSealer; package encryption
+// provides one): appends then store sealed bodies, the envelope's KeyID
+// naming the key, and reads open them before upcasting. An event whose
+// data subject was forgotten reads with placeholders and
+// Envelope.Shredded set.
+//
 // platform imports no other package of this module, so every other package
 // can import it.
 package platform

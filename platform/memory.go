@@ -232,7 +232,7 @@ func (s *MemoryEventStore) decode(ctx context.Context, m memEvent, out []Envelop
 	}
 	e := m.env
 	e.Metadata = maps.Clone(e.Metadata)
-	return s.opts.Registry.DecodeEnvelope(s.opts.Codec, &e, m.body, out)
+	return s.opts.Registry.DecodeEnvelopeContext(ctx, s.opts.Codec, &e, m.body, out)
 }
 
 func (s *MemoryEventStore) Delete(ctx context.Context, stream StreamID) error {

@@ -19,7 +19,9 @@ func NewEventID() string { return ulid.Make().String() }
 // Prepare checks an append's arguments and completes each event's
 // envelope for storage: ID, type, schema version, stream and the
 // correlation and causation IDs from ctx where the caller left them empty.
-// It returns the encoded bodies. Stores call it; applications don't need to.
+// It returns the encoded bodies, sealed if the registry has a Sealer (the
+// envelope's KeyID then names the key). Stores call it; applications don't
+// need to.
 func Prepare(ctx context.Context, reg *Registry, codec Codec, stream StreamID, events []Envelope) ([][]byte, error) {
 	if err := stream.Validate(); err != nil {
 		return nil, err
@@ -64,7 +66,10 @@ func Prepare(ctx context.Context, reg *Registry, codec Codec, stream StreamID, e
 				return nil, Errorf(CodeInvalidArgument, "append to %s, event %d: %w", stream, i+1, err)
 			}
 		}
-		if bodies[i], err = codec.Marshal(e.Event); err != nil {
+		if bodies[i], e.KeyID, err = reg.encode(ctx, stream, et, codec, e.Event); err != nil {
+			if c := CodeOf(err); c != "" {
+				return nil, Errorf(c, "append to %s: seal %s: %w", stream, et.Name, err)
+			}
 			return nil, Errorf(CodeInvalidArgument, "append to %s: encode %s with %s: %w", stream, et.Name, codec.Name(), err)
 		}
 	}

@@ -44,8 +44,9 @@ type typeKey struct {
 // older versions are read and upcast to it (Upcast, UpcastMany, Retire,
 // Rename; see the package documentation for a worked example).
 type Registry struct {
-	mu sync.Mutex // serialises registrations
-	t  atomic.Pointer[tables]
+	mu     sync.Mutex // serialises registrations
+	t      atomic.Pointer[tables]
+	sealer atomic.Pointer[sealerBox] // seal.go; nil: bodies stored as encoded
 }
 
 // tables is one generation of a registry's contents. A registration

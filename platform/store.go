@@ -40,6 +40,13 @@ type Envelope struct {
 	Metadata      map[string]string
 	Event         any    // the decoded event value, e.g. ItemAdded{...}; nil for a retired event (Retired)
 	Origin        Origin // on Read: the stored type and version, when the registry upcast the event
+	// KeyID names the data key the stored body is sealed with (Sealer);
+	// "" if it is stored as encoded. Set by the store.
+	KeyID string
+	// Shredded reports, on Read, that the event's data key was deleted
+	// (its data subject forgotten): Event holds placeholders in place of
+	// what was sealed (see package encryption).
+	Shredded bool
 }
 
 // Revision returns the envelope's place in its aggregate's history.

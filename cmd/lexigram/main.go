@@ -5,6 +5,7 @@
 //	lexigram dlq       list, replay and discard the dead letters of durable event handlers
 //	lexigram sagas     list and show saga instances; retry, abort them or fire their timers
 //	lexigram streams   list the streams with their size, replicas, storage and durability
+//	lexigram keys      rewrap the data keys of payload encryption after a master-key rotation
 //	lexigram audit     check the event stream's integrity: hash chains, versions, global order
 //	lexigram bench     measure the store against the raw NATS calls it stands on
 //	lexigram version   print the version
@@ -34,7 +35,7 @@ func rootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&natsContext, "context", "", "connect with the nats CLI context `NAME` (nats context ls lists them); --nats-url goes first")
-	root.AddCommand(serveCommand(), bridgeCommand(), dlqCommand(), eventsCommand(), projectionsCommand(), sagasCommand(), snapshotsCommand(), streamsCommand(), auditCommand(), benchCommand(), benchServerCommand(), versionCommand())
+	root.AddCommand(serveCommand(), bridgeCommand(), dlqCommand(), eventsCommand(), projectionsCommand(), sagasCommand(), snapshotsCommand(), streamsCommand(), keysCommand(), auditCommand(), benchCommand(), benchServerCommand(), versionCommand())
 	return root
 }
 

@@ -44,9 +44,10 @@ configuration's (nats.urls, else the embedded server's host and port).`,
 	var states []string
 	var asJSON bool
 	ls := &cobra.Command{
-		Use:   "ls",
-		Short: "List instances in ID order (oldest first), a page at a time",
-		Args:  cobra.NoArgs,
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List instances in ID order (oldest first), a page at a time",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, s := range states {
 				st, err := parseState(s)

@@ -170,11 +170,11 @@ func TestSagasCommands(t *testing.T) {
 // A mistyped subcommand is an error naming the ones there are, not the
 // help with exit 0.
 func TestUnknownSubcommandIsAnError(t *testing.T) {
-	if _, err := runSagas(t, "list"); err == nil || !strings.Contains(err.Error(), `unknown command "list"`) || !strings.Contains(err.Error(), "ls, retry") {
-		t.Errorf("sagas list: %v, want an unknown-command error naming ls", err)
+	if _, err := runSagas(t, "lst"); err == nil || !strings.Contains(err.Error(), `unknown command "lst"`) || !strings.Contains(err.Error(), "ls, retry") {
+		t.Errorf("sagas lst: %v, want an unknown-command error naming ls", err)
 	}
-	if _, err := runDLQ(t, "ls"); err == nil || !strings.Contains(err.Error(), `unknown command "ls"`) || !strings.Contains(err.Error(), "list") {
-		t.Errorf("dlq ls: %v, want an unknown-command error naming list", err)
+	if _, err := runDLQ(t, "lst"); err == nil || !strings.Contains(err.Error(), `unknown command "lst"`) || !strings.Contains(err.Error(), "list") {
+		t.Errorf("dlq lst: %v, want an unknown-command error naming list", err)
 	}
 	if out, err := runSagas(t); err != nil || !strings.Contains(out, "Available Commands") {
 		t.Errorf("sagas with no subcommand: %v, %q; want the help", err, out)
