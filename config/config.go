@@ -15,6 +15,7 @@ type Config struct {
 	Projections Projections `koanf:"projections"`
 	Logging     Logging     `koanf:"logging"`
 	HTTP        HTTP        `koanf:"http"`
+	Encryption  Encryption  `koanf:"encryption"`
 	// Bridges to run (config/bridges.go): a list in the YAML file only,
 	// with no environment variables.
 	Bridges []Bridge `koanf:"bridges"`

@@ -51,6 +51,7 @@ func (c Config) Validate() error {
 	c.Projections.validate(&p)
 	c.Logging.validate(&p)
 	c.HTTP.validate(&p)
+	c.Encryption.validate(&p)
 	validateBridges(c.Bridges, c.Store, &p)
 	return errors.Join(p...)
 }

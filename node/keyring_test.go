@@ -91,3 +91,59 @@ func containsAny(b []byte, ss ...string) bool {
 	}
 	return false
 }
+
+// TestNodeWithEncryption: a node whose configuration names master keys
+// seals its store's events and its snapshots, and offers Forget.
+func TestNodeWithEncryption(t *testing.T) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "master.keys")
+	if err := os.WriteFile(path, []byte("m1:"+base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.NATS.EmbeddedServer.DataDir = filepath.Join(dir, "data")
+	cfg.NATS.EmbeddedServer.DontListen = true
+	cfg.Encryption.KeyFile = path
+	reg := platform.NewRegistry()
+	platform.MustRegister[memberJoined](reg, "member.joined", 1)
+	n, err := node.Open(t.Context(), cfg, node.Options{Registry: reg, Logger: embeddedtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if n.Keys() == nil {
+		t.Fatal("a node with encryption.key_file has no key ring")
+	}
+	member := platform.StreamID{Type: "member", ID: "m-2"}
+	if _, err := n.Store().Append(t.Context(), member, platform.NoStream(), []platform.Envelope{{Event: memberJoined{Name: "Grace", Note: "visible"}}}); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := n.JetStream().Stream(t.Context(), n.Store().StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.GetMsg(t.Context(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if containsAny(m.Data, "Grace") || !containsAny(m.Data, "visible") {
+		t.Fatalf("stored %q: want the personal field sealed and the rest readable", m.Data)
+	}
+	state, _ := platform.Msgpack.Marshal(map[string]string{"Name": "Grace"})
+	if err := n.Snapshots().SaveSnapshot(t.Context(), platform.Snapshot{Stream: member, Revision: platform.Revision{Version: 1, Position: 1}, Codec: "msgpack", State: state}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Keys().ForgetAggregate(t.Context(), member); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := n.Snapshots().LoadSnapshot(t.Context(), member); ok || err != nil {
+		t.Fatalf("a forgotten aggregate's snapshot loaded (%v, %v): want none", ok, err)
+	}
+	for e, err := range n.Store().Read(t.Context(), member, platform.Revision{}) {
+		if err != nil || !e.Shredded || e.Event.(memberJoined).Name != "[forgotten]" || e.Event.(memberJoined).Note != "visible" {
+			t.Fatalf("after Forget: %+v, %v", e, err)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/lexigram/events/bridges/bridgeconfig"
 	"github.com/lexigram/events/config"
 	"github.com/lexigram/events/embedded"
+	"github.com/lexigram/events/encryption"
 	"github.com/lexigram/events/handlers"
 	"github.com/lexigram/events/handlers/durable"
 	lxjs "github.com/lexigram/events/jetstream"
@@ -51,6 +52,7 @@ type Node struct {
 	nc          *nats.Conn
 	js          jetstream.JetStream
 	store       *lxjs.EventStore
+	keys        *encryption.Keyring // nil unless the encryption section names master keys
 	snapshots   *kvsnapshot.SnapshotStore
 	checkpoints *kvsnapshot.CheckpointStore
 	dlq         *durable.DLQ
@@ -108,13 +110,18 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Node, err er
 	if n.store, err = OpenStore(ctx, n.js, cfg, log, Durability(cfg, n.server), withRegistry); err != nil {
 		return nil, err
 	}
+	if n.keys, err = OpenKeyring(ctx, n.js, cfg, cfg.Encryption, opts.Registry, n.store, log); err != nil {
+		return nil, err
+	}
 	storage := Storage(cfg)
 	if n.dlq, err = durable.OpenDLQ(ctx, n.js, n.store, durable.DLQOptions{Replicas: cfg.Store.Replicas, Storage: storage}); err != nil {
 		return nil, err
 	}
-	if n.snapshots, err = kvsnapshot.NewSnapshotStore(ctx, n.js, kvsnapshot.SnapshotOptions{
-		Bucket: cfg.Snapshots.Bucket, Replicas: cfg.Store.Replicas, Storage: storage,
-	}); err != nil {
+	snapOpts := kvsnapshot.SnapshotOptions{Bucket: cfg.Snapshots.Bucket, Replicas: cfg.Store.Replicas, Storage: storage}
+	if n.keys != nil {
+		snapOpts.Sealer = n.keys // snapshots hold what the events do
+	}
+	if n.snapshots, err = kvsnapshot.NewSnapshotStore(ctx, n.js, snapOpts); err != nil {
 		return nil, err
 	}
 	if n.checkpoints, err = kvsnapshot.NewCheckpointStore(ctx, n.js, kvsnapshot.CheckpointOptions{
@@ -163,6 +170,10 @@ func (n *Node) Server() *embedded.Server { return n.server }
 
 // Store is the event store.
 func (n *Node) Store() *lxjs.EventStore { return n.store }
+
+// Keys is the key ring of payload encryption (Forget, Rewrap), nil when
+// the configuration names no master keys.
+func (n *Node) Keys() *encryption.Keyring { return n.keys }
 
 // Snapshots is the snapshot store, for repositories
 // (platform.RepositoryOptions).
@@ -294,6 +305,9 @@ func (n *Node) closeNATS() {
 	n.closed = true
 	if n.remote != nil {
 		_ = n.remote.Close()
+	}
+	if n.keys != nil {
+		_ = n.keys.Close()
 	}
 	if n.nc != nil && !n.nc.IsClosed() {
 		// Drain lets the acks and replies already sent reach the server
