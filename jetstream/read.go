@@ -248,6 +248,13 @@ func (s *EventStore) beyond(ctx context.Context, subjects []string, start, end u
 // the last event stored when the call starts. Positions of deleted events
 // are simply absent.
 func (s *EventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[platform.Envelope, error] {
+	return s.readAll(ctx, after, s.everything())
+}
+
+func (s *EventStore) everything() []string { return []string{s.opts.SubjectPrefix + ".>"} }
+
+// readAll is ReadAll of the events on the filter's subjects.
+func (s *EventStore) readAll(ctx context.Context, after uint64, filter []string) iter.Seq2[platform.Envelope, error] {
 	return func(yield func(platform.Envelope, error) bool) {
 		info, err := s.stream.Info(ctx)
 		if err != nil {
@@ -260,7 +267,7 @@ func (s *EventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[platfo
 		}
 		names := subjects{prefix: s.opts.SubjectPrefix}
 		var buf []platform.Envelope
-		for m, err := range s.consume(ctx, []string{s.opts.SubjectPrefix + ".>"}, after+1, end, false) {
+		for m, err := range s.consume(ctx, filter, after+1, end, false) {
 			if err != nil {
 				yield(platform.Envelope{}, platform.Errorf(platform.CodeStoreUnavailable, "read all after %d: %w", after, err))
 				return
@@ -278,10 +285,15 @@ func (s *EventStore) ReadAll(ctx context.Context, after uint64) iter.Seq2[platfo
 // consumer, so it sees only events the stream accepted: a rejected batch
 // never shows up here. Holes left by deleted aggregates are skipped.
 func (s *EventStore) Subscribe(ctx context.Context, after uint64) iter.Seq2[platform.Envelope, error] {
+	return s.subscribe(ctx, after, s.everything())
+}
+
+// subscribe is Subscribe to the events on the filter's subjects.
+func (s *EventStore) subscribe(ctx context.Context, after uint64, filter []string) iter.Seq2[platform.Envelope, error] {
 	return func(yield func(platform.Envelope, error) bool) {
 		names := subjects{prefix: s.opts.SubjectPrefix}
 		var buf []platform.Envelope
-		for m, err := range s.consume(ctx, []string{s.opts.SubjectPrefix + ".>"}, after+1, 0, true) {
+		for m, err := range s.consume(ctx, filter, after+1, 0, true) {
 			if err != nil {
 				if ctx.Err() == nil {
 					err = platform.Errorf(platform.CodeStoreUnavailable, "subscribe after %d: %w", after, err)

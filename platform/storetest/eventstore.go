@@ -80,6 +80,7 @@ func TestEventStore(t *testing.T, newStore func(t *testing.T) Harness) {
 		{"ReadAllStopsAtHead", testReadAllStopsAtHead},
 		{"ReadAllSkipsHoles", testReadAllSkipsHoles},
 		{"SubscribeCatchesUpThenFollows", testSubscribe},
+		{"Where", testWhere},
 		{"Delete", testDelete},
 		{"Truncate", testTruncate},
 		{"TruncateThroughLast", testTruncateThroughLast},
