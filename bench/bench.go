@@ -216,6 +216,7 @@ func (r *runner) jobs() []job {
 	jobs = append(jobs, r.importJobs()...)
 	jobs = append(jobs, r.wsJobs()...)
 	jobs = append(jobs, r.cardinalityJobs()...)
+	jobs = append(jobs, r.dashboardJobs()...)
 	jobs = append(jobs, r.encryptionJobs()...)
 	return jobs
 }

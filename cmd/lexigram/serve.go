@@ -20,6 +20,7 @@ import (
 
 	"github.com/lexigram/events/config"
 	"github.com/lexigram/events/node"
+	"github.com/lexigram/events/node/dashboard"
 	"github.com/lexigram/events/node/httpapi"
 )
 
@@ -99,14 +100,21 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", healthz)
-	mux.Handle("/api/", httpapi.Handler(n, httpapi.Options{Token: cfg.HTTP.Token, Public: !httpapi.IsLoopback(cfg.HTTP.Addr), Logger: log}))
+	public := !httpapi.IsLoopback(cfg.HTTP.Addr)
+	mux.Handle("/api/", httpapi.Handler(n, httpapi.Options{Token: cfg.HTTP.Token, Public: public, Logger: log}))
+	ui, err := dashboard.New(n, dashboard.Options{Token: cfg.HTTP.Token, Public: public, Logger: log})
+	if err != nil {
+		return errors.Join(err, stop())
+	}
+	mux.Handle("/ui/", ui)
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		return errors.Join(fmt.Errorf("http.addr %s: %w: free the port or choose another with --http-addr", cfg.HTTP.Addr, err), stop())
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	log.Info("serving health and metrics", "url", "http://"+ln.Addr().String(), "paths", "/healthz /metrics",
+	log.Info("serving health and metrics, the API and the dashboard", "url", "http://"+ln.Addr().String(), "paths", "/healthz /metrics /api/ /ui/",
 		"durability", n.Store().Durability().String(), "durability_level", n.Store().Durability().Level())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -34,6 +34,10 @@ func TestServe(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	// The dashboard is mounted, and the root leads to it.
+	if page := waitGet(t, "http://"+cfg.HTTP.Addr+"/"); !strings.Contains(page, "EVENTS") || !strings.Contains(page, "<html") {
+		t.Errorf("/ does not lead to the dashboard's overview:\n%.500s", page)
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
 )
@@ -69,4 +70,24 @@ func refuse(w http.ResponseWriter, r *http.Request, errCode, detail, fix string)
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
 	writeProblem(w, r, &problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: detail, Fix: fix})
+}
+
+// CheckToken applies the API's token rule (see the package
+// documentation) to a token a request presented ("" for none): nil when
+// it may go on, else an error saying why not and the fix. want is the
+// node's http.token, public whether the listener is off loopback. The
+// dashboard (node/dashboard) uses it for the token it keeps in a cookie,
+// so both refuse and admit the same requests.
+func CheckToken(presented, want string, public bool) error {
+	switch {
+	case want == "" && !public:
+		return nil
+	case want == "":
+		return errors.New("this node listens on a non-loopback address and has no token, so it refuses every request: set http.token (LEXIGRAM_HTTP_TOKEN) on the node, or listen on loopback")
+	case presented == "":
+		return errors.New("the request carries no token: give the node's http.token")
+	case subtle.ConstantTimeCompare([]byte(presented), []byte(want)) != 1:
+		return errors.New("the token is wrong: give the node's http.token")
+	}
+	return nil
 }
