@@ -251,7 +251,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, out any) ([]byt
 		var p struct{ Title, Detail, Fix, Code string }
 		if json.Unmarshal(body, &p) == nil && p.Detail != "" {
 			msg := p.Detail
-			if p.Code != "" {
+			if p.Code != "" && !strings.HasPrefix(msg, p.Code) {
 				msg = p.Code + ": " + msg
 			}
 			if p.Fix != "" {

@@ -122,6 +122,15 @@ func TestProjectionsCommands(t *testing.T) {
 	if out, _, err := run("resume", "invoices"); err != nil || !strings.Contains(out, "resumed") {
 		t.Fatalf("projections resume: %v\n%s", err, out)
 	}
+	// Resumed, it takes its lease back before it applies events again
+	// (and before it can be rebuilt here).
+	if err := n.Projections().WaitFor(t.Context(), "invoices", 50); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "the resumed projection to be active", func() bool {
+		s, err := n.Projections().Status(t.Context(), "invoices")
+		return err == nil && s.Active
+	})
 	out, _, err = run("rebuild", "invoices", "--wait")
 	if err != nil || !strings.Contains(out, "is live") {
 		t.Fatalf("projections rebuild --wait: %v\n%s", err, out)
