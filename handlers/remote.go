@@ -317,6 +317,9 @@ func (r *Remote) request(ctx context.Context, kind Kind, msg Message, codec plat
 	if msg.IdempotencyKey != "" {
 		out.set(HeaderIdempotencyKey, msg.IdempotencyKey)
 	}
+	if tenant := platform.Tenant(ctx); tenant != "" {
+		out.set(HeaderTenant, tenant)
+	}
 	r.propag.Inject(ctx, headerCarrier(m.Header))
 	resp, err := r.nc.RequestMsgWithContext(ctx, m)
 	switch {
@@ -441,6 +444,12 @@ func (r *Remote) incoming(req micro.Request, typ string) (servedRequest, error) 
 	}
 	if in.codec, err = platform.CodecByName(h.Get(HeaderCodec)); err != nil {
 		return in, err
+	}
+	if tenant := h.Get(HeaderTenant); tenant != "" {
+		if err := platform.ValidTenant(tenant); err != nil {
+			return in, fmt.Errorf("header %s: %w", HeaderTenant, err)
+		}
+		in.ctx = platform.WithTenant(in.ctx, tenant)
 	}
 	in.msg = Message{ID: id, Type: typ, CorrelationID: h.Get(HeaderCorrelationID), CausationID: h.Get(HeaderCausationID),
 		IdempotencyKey: h.Get(HeaderIdempotencyKey)}

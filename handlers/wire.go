@@ -34,6 +34,9 @@ const (
 	// Idempotency), as the caller gave it. Absent: the command's
 	// IdempotencyKey method's, if it has one, or none.
 	HeaderIdempotencyKey = "Lexigram-Idempotency-Key"
+	// HeaderTenant carries platform.Tenant of the sender's context; the
+	// handler's context has it (platform.WithTenant).
+	HeaderTenant = "Lexigram-Tenant"
 	HeaderCodec          = "Lexigram-Codec" // absent: msgpack
 	// HeaderTimeout is the caller's remaining time as a Go duration, cut
 	// to the millisecond. A duration, not a deadline, so clock skew between
