@@ -37,7 +37,7 @@ const (
 	// HeaderTenant carries platform.Tenant of the sender's context; the
 	// handler's context has it (platform.WithTenant).
 	HeaderTenant = "Lexigram-Tenant"
-	HeaderCodec          = "Lexigram-Codec" // absent: msgpack
+	HeaderCodec  = "Lexigram-Codec" // absent: msgpack
 	// HeaderTimeout is the caller's remaining time as a Go duration, cut
 	// to the millisecond. A duration, not a deadline, so clock skew between
 	// hosts does not matter. Absent (and no prefix): the serving Remote's
