@@ -201,6 +201,7 @@ func (r *runner) jobs() []job {
 		job{names: []string{"load.1000", "load.1000.snapshot"}, env: plain, run: r.load},
 		job{names: []string{r.readAllName()}, env: plain, run: r.readAll},
 		job{names: []string{r.auditName()}, env: plain, run: r.auditRate},
+		job{names: []string{r.schemaCheckName()}, env: plain, run: r.schemaCheckRate},
 		job{names: []string{"append.allocs"}, env: plain, run: r.allocs},
 		job{names: []string{"codec.upcast"}, env: plain, run: r.upcastLoad},
 	)

@@ -36,6 +36,7 @@ func rootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&natsContext, "context", "", "connect with the nats CLI context `NAME` (nats context ls lists them); --nats-url goes first")
 	root.AddCommand(serveCommand(), bridgeCommand(), dlqCommand(), eventsCommand(), projectionsCommand(), sagasCommand(), snapshotsCommand(), streamsCommand(), keysCommand(), auditCommand(), benchCommand(), benchServerCommand(), versionCommand())
+	root.AddCommand(schemaCommand())
 	return root
 }
 
