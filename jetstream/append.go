@@ -161,17 +161,31 @@ func (a *appendOp) send(ctx context.Context, base tail) (platform.AppendResult, 
 			// was lost, or by the caller's earlier call with the same event
 			// IDs. On R1 the server checks the expected sequence before the
 			// duplicate window, so that shows up as a conflict.
+			//
+			// The aggregate's last event is read before looking for ours:
+			// an attempt of ours stored in between is then found by the
+			// look, instead of making the aggregate look moved by someone
+			// else (a false conflict, and the caller's retry would store
+			// its events twice).
+			cur, cerr := a.s.last(ctx, a.subject)
 			if res, ok, lerr := a.landed(ctx, base); lerr != nil {
 				return platform.AppendResult{}, lerr
 			} else if ok {
 				return res, nil
 			}
-			if code == codeWrongLastSeqConstant && attempt < maxAttempts {
-				// On a replicated stream this also means "a write to this
-				// aggregate is in flight": its outcome decides ours.
-				if cur, cerr := a.s.last(ctx, a.subject); cerr == nil && cur.seq == base.seq {
-					break // still undecided: retry
+			if cerr != nil || cur.seq == base.seq {
+				// The server refused our expected position, yet the
+				// aggregate's last event is still the one we built on: on a
+				// replicated stream a write to it is in flight (proposed,
+				// not yet applied where we read; perhaps our own earlier
+				// attempt). Its outcome decides ours: until the aggregate
+				// moves, nothing is decided.
+				if attempt < maxAttempts {
+					break // retry
 				}
+				return platform.AppendResult{}, platform.Errorf(platform.CodeStoreUnavailable,
+					"append to %s: undecided after %d attempts: another write to it is in flight on a stream leader that does not answer (%w); the events are not stored: retry",
+					a.stream, attempt, err)
 			}
 			if a.expected.IsAny() && attempt < maxAttempts {
 				// Any accepts whatever version is there: decide again.
