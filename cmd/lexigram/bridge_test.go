@@ -462,7 +462,7 @@ func (p *proc) waitLog(t *testing.T, re *regexp.Regexp) string {
 	}
 }
 
-var httpURLLog = regexp.MustCompile(`msg="serving health and metrics" url=(http://\S+)`)
+var httpURLLog = regexp.MustCompile(`msg="serving health and metrics[^"]*" url=(http://\S+)`)
 
 // terminate sends SIGTERM and waits for a clean exit.
 func (p *proc) terminate(t *testing.T) {

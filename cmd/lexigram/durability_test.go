@@ -80,7 +80,7 @@ func TestServeDurability(t *testing.T) {
 		d.Sync != "always" || d.Storage != "file" || d.Replicas != 1 || d.Source != "embedded server" {
 		t.Fatalf("/healthz: %d %q %+v", code, status, d)
 	}
-	if !strings.Contains(logs.String(), `msg="serving health and metrics"`) || !strings.Contains(logs.String(), `durability="fsync before ack on 1 replica" durability_level=fsync`) {
+	if !strings.Contains(logs.String(), `msg="serving health and metrics, the API and the dashboard"`) || !strings.Contains(logs.String(), `durability="fsync before ack on 1 replica" durability_level=fsync`) {
 		t.Fatalf("the start log does not state the durability:\n%s", logs.String())
 	}
 }
