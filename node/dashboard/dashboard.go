@@ -75,7 +75,7 @@ type Dashboard struct {
 
 // pageNames are the templates/*.html files that are pages; each is
 // parsed with layout.html.
-var pageNames = []string{"overview", "aggregates", "history", "correlation", "projections", "dlq", "entry", "sagas", "saga", "confirm", "login", "error"}
+var pageNames = []string{"overview", "aggregates", "history", "correlation", "projections", "dlq", "entry", "sagas", "saga", "consumers", "confirm", "login", "error"}
 
 // New returns the dashboard of n (see the package documentation).
 func New(n *node.Node, opts Options) (*Dashboard, error) {
@@ -130,6 +130,7 @@ func New(n *node.Node, opts Options) (*Dashboard, error) {
 	mux.Handle("GET "+p+"/sagas", d.authorize(http.HandlerFunc(d.sagas)))
 	mux.Handle("GET "+p+"/sagas/{id}", d.authorize(http.HandlerFunc(d.saga)))
 	mux.Handle("POST "+p+"/sagas/{id}/{action}", d.authorize(http.HandlerFunc(d.sagaAction)))
+	mux.Handle("GET "+p+"/consumers", d.authorize(http.HandlerFunc(d.consumers)))
 	mux.Handle("GET "+p+"/live", d.authorize(http.HandlerFunc(d.live)))
 	mux.Handle(p+"/", d.authorize(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, http.StatusNotFound, "there is no page "+r.Method+" "+r.URL.Path, "use the links in the navigation")

@@ -358,3 +358,34 @@ func TestOpenPagesCostNoConsumer(t *testing.T) {
 		t.Errorf("%d consumers on the event stream with three live tabs open, %d without: want no more", during, before)
 	}
 }
+
+// TestConsumersAndBridges: the consumers page lists the durable handler's
+// consumer on the event stream with its positions, updated live after an
+// append, and says the node runs no bridges.
+func TestConsumersAndBridges(t *testing.T) {
+	e := start(t, dashboard.Options{}, nil)
+	first := e.append(t, "acc-1", "", Opened{Owner: "ada"})
+	waitUntil(t, "the mailer to handle the first event", func() bool {
+		e.mailer.mu.Lock()
+		defer e.mailer.mu.Unlock()
+		return e.mailer.handled[first.LastPosition]
+	})
+	tb := newTab(t)
+	row := `tr[data-stream="EVENTS"][data-consumer*="mailer"]`
+	tb.do("open the consumers", chromedp.Navigate(e.url("/consumers")), chromedp.WaitVisible(chromedp.CSS(row)))
+	if got := tb.text("#no-bridges"); !strings.Contains(got, "no bridges") {
+		t.Errorf("the bridges section says %q, want that the node runs none", got)
+	}
+	tb.waitFor("the mailer's consumer delivered up to the first event", `document.querySelector('`+row+` td[data-delivered="`+strconv.FormatUint(first.LastPosition, 10)+`"]') !== null`)
+	tb.do("wait for the live stream", chromedp.WaitReady(chromedp.CSS(`body[data-live-open="yes"]`)))
+	tb.screen("consumers")
+	eval[bool](tb, `window.notReloaded = true`)
+	next := e.append(t, "acc-1", "", Deposited{Amount: 3})
+	tb.waitFor("the live update of the consumer's position", `document.querySelector('`+row+` td[data-delivered="`+strconv.FormatUint(next.LastPosition, 10)+`"]') !== null`)
+	if !eval[bool](tb, `window.notReloaded === true`) {
+		t.Error("the page reloaded to show the new position")
+	}
+	if errs := tb.errors(); len(errs) > 0 {
+		t.Errorf("console errors: %v", errs)
+	}
+}

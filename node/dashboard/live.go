@@ -109,6 +109,14 @@ func (d *Dashboard) live(w http.ResponseWriter, r *http.Request) {
 			}
 			return d.parts("sagas", "sagas-live", data)
 		}
+	case "consumers":
+		render = func(ctx context.Context) ([]part, error) {
+			data, err := d.consumersOf(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return d.parts("consumers", "consumers-live", data)
+		}
 	case "aggregate":
 		var stop func()
 		var err error
@@ -120,7 +128,7 @@ func (d *Dashboard) live(w http.ResponseWriter, r *http.Request) {
 		defer stop()
 		every = 5 * every // the subscription wakes it; polling is the fallback
 	default:
-		http.Error(w, fmt.Sprintf("400 Bad Request: view=%q: use overview, projections, dlq, sagas or aggregate", view), http.StatusBadRequest)
+		http.Error(w, fmt.Sprintf("400 Bad Request: view=%q: use overview, projections, dlq, sagas, consumers or aggregate", view), http.StatusBadRequest)
 		return
 	}
 	h := w.Header()
