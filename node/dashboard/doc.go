@@ -14,6 +14,7 @@
 //	POST /ui/dlq/{handler}/{position}/{replay|discard}
 //	GET  /ui/sagas?type=&state=                 counts by type and state, instances waiting for an operator
 //	POST /ui/sagas/{id}/{retry|abort|fire}
+//	GET  /ui/consumers                          every consumer's pending, ack pending and positions; each bridge's connection
 //	GET  /ui/live?view=...                      server-sent events: the live parts of a page
 //
 // # Reading without consumers
