@@ -37,6 +37,36 @@
 // values, so errors.Is and errors.As work as they do in process. Bodies
 // use the platform codec, msgpack by default.
 //
+// # From any NATS client
+//
+// A command or query is a NATS request to its subject with the message
+// as a JSON object: a body that starts with '{' or '[' and no
+// Lexigram-Codec header is read as JSON (strictly: an unknown field is
+// an error naming it), and the answer is JSON, errors included. With the
+// nats CLI, against `lexigram serve` and its example domain:
+//
+//	nats micro ls                                  # the lexigram service
+//	nats micro info lexigram                       # its endpoints: one per command and query type
+//	nats req lexigram.cmd.order.place '{"id":"order-7","customer":"ada"}'
+//	nats req lexigram.cmd.order.add-item '{"id":"order-7","sku":"book","quantity":1,"price_cents":1250}'
+//	nats req lexigram.qry.order.summary '{"id":"order-7","after":2}'
+//
+// A command answers with its result, the form of the HTTP API's:
+// {"aggregate":{"type":"order","id":"order-7"},"version":1,"position":1,
+// "events":[{"type":"order.placed",...,"event":{"customer":"ada"}}],
+// "changes":[...]}; a query with its handler's result as JSON. An error
+// sets micro's error headers (Nats-Service-Error-Code: the LXE code,
+// Nats-Service-Error: the message) and its body is the error's chain,
+// {"code":"LXE-005","message":"...","cause":{"code":"LXE-001",...}}.
+// Optional headers: Lexigram-Id (the message ID, default a new one),
+// Lexigram-Timeout (how long the caller waits, as a Go duration; default
+// the serving Remote's Timeout), Lexigram-Correlation-Id,
+// Lexigram-Idempotency-Key (with the Idempotency middleware, a retry with
+// the same key gets the first result) and Lexigram-Tenant, for example
+// `nats req -H Lexigram-Idempotency-Key:k1 lexigram.cmd.order.confirm
+// '{"id":"order-7"}'`. Lexigram-Codec: json or msgpack says the codec
+// outright; its JSON is decoded as the JSON codec does, leniently.
+//
 // # Commands and the unit of work
 //
 // A command handler loads or creates aggregates through the unit of work

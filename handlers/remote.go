@@ -411,7 +411,7 @@ func execCode(k Kind) platform.Code {
 type servedRequest struct {
 	deadline *lazyDeadline   // the caller's; stop it when the request is answered
 	ctx      context.Context // the deadline, trace context, correlation and causation
-	codec    platform.Codec  // nil when the request was refused before its codec was known
+	codec    platform.Codec  // the header's, JSON for a JSON body (wire_json.go), else msgpack
 	msg      Message         // without its body
 	body     []byte
 }
@@ -436,14 +436,17 @@ func (r *Remote) incoming(req micro.Request, typ string) (servedRequest, error) 
 	}
 	in := servedRequest{deadline: withLazyDeadline(r.base, time.Now().Add(d)), body: body}
 	in.ctx = in.deadline
+	// The codec first, so that every error is answered in it.
+	var codecErr error
+	in.codec, codecErr = requestCodec(h.Get(HeaderCodec), body)
 	if err != nil {
 		return in, err
 	}
+	if codecErr != nil {
+		return in, codecErr
+	}
 	if _, traced := h[traceparent]; traced { // the propagator finds nothing without it
 		in.ctx = r.propag.Extract(in.deadline, headerCarrier(h))
-	}
-	if in.codec, err = platform.CodecByName(h.Get(HeaderCodec)); err != nil {
-		return in, err
 	}
 	if tenant := h.Get(HeaderTenant); tenant != "" {
 		if err := platform.ValidTenant(tenant); err != nil {

@@ -22,8 +22,9 @@ import (
 // travels in headers: the correlation ID when it is not the message's ID,
 // the causation ID, a command's idempotency key, the codec when it is not
 // msgpack, and the W3C trace context ("traceparent", "tracestate"). A
-// sender that is not a lexigram bus sends a plain body, and may put the ID
-// and the time left in headers.
+// sender that is not a lexigram bus sends a plain body, JSON without a
+// codec header (wire_json.go), and may put the ID and the time left in
+// headers.
 // Errors come back in the micro service error headers (micro.ErrorHeader,
 // micro.ErrorCodeHeader) with the platform code as the error code.
 const (
@@ -219,8 +220,11 @@ type wireEvent struct {
 }
 
 // encodeResult encodes a CommandResult for the caller; a command that
-// changed nothing gets an empty body.
+// changed nothing gets an empty body in msgpack (JSON: wire_json.go).
 func encodeResult(c platform.Codec, res CommandResult) ([]byte, error) {
+	if c.Name() == platform.JSON.Name() {
+		return encodeResultJSON(c, res)
+	}
 	if len(res.Changes) == 0 && len(res.Events) == 0 && res.Aggregate == (platform.StreamID{}) && res.Version == 0 && res.Position == 0 {
 		return nil, nil
 	}
@@ -247,6 +251,9 @@ func encodeResult(c platform.Codec, res CommandResult) ([]byte, error) {
 func decodeResult(c platform.Codec, reg *platform.Registry, data []byte) (CommandResult, error) {
 	if len(data) == 0 {
 		return CommandResult{}, nil
+	}
+	if c.Name() == platform.JSON.Name() {
+		return decodeResultJSON(reg, data)
 	}
 	var w wireResult
 	if err := c.Unmarshal(data, &w); err != nil {
