@@ -173,13 +173,15 @@ func (a *appendOp) send(ctx context.Context, base tail) (platform.AppendResult, 
 			} else if ok {
 				return res, nil
 			}
-			if cerr != nil || cur.seq == base.seq {
+			if cerr != nil || cur.seq <= base.seq {
 				// The server refused our expected position, yet the
-				// aggregate's last event is still the one we built on: on a
-				// replicated stream a write to it is in flight (proposed,
-				// not yet applied where we read; perhaps our own earlier
-				// attempt). Its outcome decides ours: until the aggregate
-				// moves, nothing is decided.
+				// aggregate's last event is still the one we built on (or
+				// an older one: a leader just elected may not have applied
+				// the newest writes yet): on a replicated stream a write to
+				// it is in flight (proposed, not yet applied where we read;
+				// perhaps our own earlier attempt). Its outcome decides
+				// ours: until the aggregate moves past our base, nothing is
+				// decided.
 				if attempt < maxAttempts {
 					break // retry
 				}
