@@ -58,6 +58,15 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}
 	if sagaManager != nil {
 		sd.sagas = background(work, failed, "saga manager", sagaManager.Run)
+		// Ready means the saga listeners exist: an event appended after
+		// it reaches them.
+		select {
+		case <-sagaManager.Ready():
+		case err := <-failed:
+			return err
+		case <-ctx.Done():
+			return nil
+		}
 	}
 	if len(n.cfg.Bridges) > 0 {
 		if sd.bridges, err = bridgeconfig.Start(work, n.js, n.cfg.Bridges, bridgeconfig.Options{Store: n.cfg.Store, Events: n.store, Logger: n.log}); err != nil {

@@ -134,7 +134,7 @@ type Manager struct {
 	// restore asks watchWork to check that the work stream still is the
 	// one the consumers were made on.
 	restore     chan struct{}
-	resumed     chan struct{} // closed once Run has resumed what was unfinished (tests)
+	resumed     chan struct{} // closed once Run listens, consumes and has resumed what was unfinished (Ready)
 	resumedOnce sync.Once
 	// What the server has: message schedules (2.12) for durable timers,
 	// priority groups (2.11) for the exclusive event listeners.
@@ -334,6 +334,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.watchWork(ctx, w)
 	return nil
 }
+
+// Ready is closed once Run has started everything: the event listeners
+// (from now, by default: an event appended before them does not reach
+// them), the work consumers, and the moves of every unfinished instance.
+// It stays open if Run fails before that.
+func (m *Manager) Ready() <-chan struct{} { return m.resumed }
 
 // listenAll starts, for each type, the consumer of its timers' fires and
 // the durable handler of the events it starts or waits on.

@@ -67,27 +67,20 @@ func runNode(t *testing.T, opts orders.Options) *node.Node {
 	case <-ctx.Done():
 		t.Fatal("node did not start within 60s")
 	}
-	waitSagaListening(t, n)
+	checkSagaListening(t, n)
 	return n
 }
 
-// waitSagaListening waits until the saga's event consumer exists: Ready
-// closes before the saga manager, running in the background, has made it,
-// and the consumer starts from its creation, so an order confirmed before
-// would start no saga.
-func waitSagaListening(t *testing.T, n *node.Node) {
+// checkSagaListening checks that the saga's event consumer exists as soon
+// as the node is ready: it starts from its creation, so an order
+// confirmed before it would start no saga (Ready once closed before the
+// saga manager, running in the background, had made it).
+func checkSagaListening(t *testing.T, n *node.Node) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for {
-		_, err := n.JetStream().Consumer(ctx, n.Store().StreamName(), "saga-"+orders.FulfillmentSaga)
-		if err == nil {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("the saga's consumer saga-%s did not appear within 30s: %v", orders.FulfillmentSaga, err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if _, err := n.JetStream().Consumer(ctx, n.Store().StreamName(), "saga-"+orders.FulfillmentSaga); err != nil {
+		t.Fatalf("the node is ready but the saga's consumer saga-%s is not there: %v", orders.FulfillmentSaga, err)
 	}
 }
 
