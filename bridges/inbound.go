@@ -318,7 +318,7 @@ func (in *Inbound) publish(d *Delivery, msg *nats.Msg) bool {
 			in.deadLetter(d, msg.Header, platform.Errorf(platform.CodeBridgeDelivery, "JetStream refused message %q on %s: %w", d.ID, msg.Subject, err))
 			return true
 		}
-		in.m.errored()
+		in.m.errored(err)
 		in.up.Store(false)
 		if attempt == 0 {
 			in.log.Warn("bridge: JetStream publish failed; retrying with backoff", "subject", msg.Subject, "err", err)
@@ -332,7 +332,7 @@ func (in *Inbound) publish(d *Delivery, msg *nats.Msg) bool {
 func (in *Inbound) ack(d *Delivery) {
 	if err := d.Ack(in.ctx); err != nil {
 		// The broker delivers it again; its Nats-Msg-Id stops a second copy.
-		in.m.errored()
+		in.m.errored(err)
 		in.log.Warn("bridge: ack to the broker failed; the message will come again", "id", d.ID, "err", err)
 	}
 }
@@ -356,7 +356,7 @@ func (in *Inbound) deadLetter(d *Delivery, h nats.Header, reason error) {
 		if err == nil {
 			break
 		}
-		in.m.errored()
+		in.m.errored(err)
 		in.log.Error("bridge: could not dead-letter a message; retrying", "id", d.ID, "err", err)
 		if !in.opts.Backoff.Sleep(in.ctx, attempt) {
 			_ = d.Nack(context.WithoutCancel(in.ctx))
@@ -364,7 +364,7 @@ func (in *Inbound) deadLetter(d *Delivery, h nats.Header, reason error) {
 		}
 	}
 	in.log.Warn("bridge: message dead-lettered", "id", d.ID, "reason", reason)
-	in.m.deadLettered()
+	in.m.deadLettered(reason)
 	in.ack(d)
 }
 

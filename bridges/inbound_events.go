@@ -271,7 +271,7 @@ func (in *Inbound) storeEvent(d *Delivery) bool {
 		if in.ctx.Err() != nil {
 			return false // Stop gave up: the broker delivers it again
 		}
-		in.m.errored()
+		in.m.errored(err)
 		in.up.Store(false)
 		if attempt == 0 {
 			in.log.Warn("bridge: append to the event store failed; retrying with backoff", "stream", stream.String(), "err", err)

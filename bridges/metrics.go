@@ -69,17 +69,19 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// bridgeMetrics are one bridge's counters, resolved once. A nil
+// bridgeMetrics are one bridge's counters, resolved once, and its
+// tally (Counts). Without Metrics (m nil) it keeps only the tally; a nil
 // *bridgeMetrics counts nothing.
 type bridgeMetrics struct {
 	m                                 *Metrics
 	name                              string
 	moved, bytes, errs, dead, skipped prometheus.Counter
+	t                                 tally
 }
 
 func (m *Metrics) add(name, direction string, connected func() bool) *bridgeMetrics {
 	if m == nil {
-		return nil
+		return &bridgeMetrics{name: name}
 	}
 	m.mu.Lock()
 	m.bridges[name] = connected
@@ -90,7 +92,7 @@ func (m *Metrics) add(name, direction string, connected func() bool) *bridgeMetr
 }
 
 func (b *bridgeMetrics) remove() {
-	if b == nil {
+	if b == nil || b.m == nil {
 		return
 	}
 	b.m.mu.Lock()
@@ -99,26 +101,54 @@ func (b *bridgeMetrics) remove() {
 }
 
 func (b *bridgeMetrics) movedN(n, bytes int) {
-	if b != nil {
+	if b == nil {
+		return
+	}
+	b.t.moved.Add(uint64(n))
+	b.t.bytes.Add(uint64(bytes))
+	if b.m != nil {
 		b.moved.Add(float64(n))
 		b.bytes.Add(float64(bytes))
 	}
 }
 
-func (b *bridgeMetrics) errored() {
-	if b != nil {
+// errored counts a failed attempt to move a message; err is why.
+func (b *bridgeMetrics) errored(err error) {
+	if b == nil {
+		return
+	}
+	b.t.errs.Add(1)
+	b.t.failed(err)
+	if b.m != nil {
 		b.errs.Inc()
 	}
 }
 
-func (b *bridgeMetrics) deadLettered() {
-	if b != nil {
+// deadLettered counts a message dead-lettered; reason is why.
+func (b *bridgeMetrics) deadLettered(reason error) {
+	if b == nil {
+		return
+	}
+	b.t.dead.Add(1)
+	b.t.failed(reason)
+	if b.m != nil {
 		b.dead.Inc()
 	}
 }
 
 func (b *bridgeMetrics) skip() {
-	if b != nil {
+	if b == nil {
+		return
+	}
+	b.t.skipped.Add(1)
+	if b.m != nil {
 		b.skipped.Inc()
 	}
+}
+
+func (b *bridgeMetrics) counts() Counts {
+	if b == nil {
+		return Counts{}
+	}
+	return b.t.counts()
 }

@@ -374,7 +374,7 @@ func (o *Outbound) deliver(batch []jetstream.Msg) (retry []jetstream.Msg) {
 			}
 		default:
 			failed++
-			o.m.errored()
+			o.m.errored(e)
 			retry = append(retry, jm)
 			if failed == 1 {
 				o.log.Warn("bridge: publish failed; retrying with backoff", "messages", len(msgs), "err", e)
@@ -439,11 +439,11 @@ func (o *Outbound) deadLetter(jm jetstream.Msg, id string, reason error) bool {
 	ctx, cancel := context.WithTimeout(o.ctx, o.opts.PublishTimeout)
 	defer cancel()
 	if err := o.dl.put(ctx, id, jm.Subject(), seq, jm.Headers(), jm.Data(), reason); err != nil {
-		o.m.errored()
+		o.m.errored(err)
 		o.log.Error("bridge: could not dead-letter a message; retrying", "id", id, "err", err)
 		return false
 	}
-	o.m.deadLettered()
+	o.m.deadLettered(reason)
 	_ = jm.Ack()
 	return true
 }

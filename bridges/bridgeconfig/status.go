@@ -1,5 +1,7 @@
 package bridgeconfig
 
+import "github.com/lexigram/events/bridges"
+
 // Status is one bridge's health, as /healthz shows it.
 type Status struct {
 	Name      string `json:"name"`
@@ -16,6 +18,20 @@ func (s *Set) Status() []Status {
 	out := make([]Status, len(s.running))
 	for i, r := range s.running {
 		out[i] = Status{Name: r.cfg.Name, Direction: r.cfg.Direction, Broker: r.cfg.Broker, Connected: r.connected()}
+	}
+	return out
+}
+
+// Counts lists what every bridge has done since it started
+// (bridges.Counts), in configuration order, as Status does.
+func (s *Set) Counts() []bridges.Counts {
+	out := make([]bridges.Counts, len(s.running))
+	for i, r := range s.running {
+		if r.out != nil {
+			out[i] = r.out.Counts()
+		} else {
+			out[i] = r.in.Counts()
+		}
 	}
 	return out
 }

@@ -8,10 +8,11 @@ import (
 type confirmData struct {
 	Question string
 	Detail   string
-	Verb     string // the confirming button's label
-	Action   string // the form's target: the action's own path
-	Cancel   string // where "cancel" goes
-	Reason   bool   // ask for a reason (kept in the log and, for an abort, the instance)
+	Verb     string            // the confirming button's label
+	Action   string            // the form's target: the action's own path
+	Cancel   string            // where "cancel" goes
+	Reason   bool              // ask for a reason (kept in the log and, for an abort, the instance)
+	Hidden   map[string]string // more fields the confirming form sends back
 }
 
 // confirmed reports whether the POST carries the confirmation; if not,
@@ -28,9 +29,9 @@ func (d *Dashboard) confirmed(w http.ResponseWriter, r *http.Request, c confirmD
 }
 
 // logAction logs what an operator did, with who asked for it; err is
-// the outcome.
-func (d *Dashboard) logAction(r *http.Request, action, target string, err error) {
-	args := []any{"action", action, "target", target, "by", actor(r.Context())}
+// the outcome, extra more attributes (key, value, ...).
+func (d *Dashboard) logAction(r *http.Request, action, target string, err error, extra ...any) {
+	args := append([]any{"action", action, "target", target, "by", actor(r.Context())}, extra...)
 	if reason := r.PostFormValue("reason"); reason != "" {
 		args = append(args, "reason", reason)
 	}

@@ -39,7 +39,10 @@ func presented(r *http.Request) (token, how string, malformed bool) {
 }
 
 // authorize refuses requests without the token, by node/httpapi's rule,
-// and records who asked for the others.
+// and records who asked for the others. A wrong token, in the header or
+// the login cookie, counts against the remote address as on the login
+// page, so guessing cannot go around it; an address refused for that
+// gets 429 for any request carrying a token.
 func (d *Dashboard) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, how, malformed := presented(r)
@@ -47,7 +50,20 @@ func (d *Dashboard) authorize(next http.Handler) http.Handler {
 			d.refuse(w, r, "the Authorization header is not \"Bearer <token>\"")
 			return
 		}
+		if tok != "" && d.opts.Token != "" {
+			if until, refused := d.logins.blocked(host(r)); refused {
+				d.tooMany(w, r, until)
+				return
+			}
+		}
 		if err := httpapi.CheckToken(tok, d.opts.Token, d.opts.Public); err != nil {
+			if tok != "" && d.opts.Token != "" {
+				d.logins.failed(host(r))
+				d.log.Warn("dashboard: refused a wrong token", "remote", r.RemoteAddr, "via", how)
+			}
+			if how == "login token" { // a stale cookie: the browser need not send it again
+				http.SetCookie(w, &http.Cookie{Name: tokenCookie, Path: d.opts.Prefix + "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			}
 			d.refuse(w, r, err.Error())
 			return
 		}
@@ -83,20 +99,35 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 		Open: d.opts.Token == "" && !d.opts.Public})
 }
 
-// login serves POST /ui/login: a right token is kept in a cookie.
+// login serves POST /ui/login: a right token is kept in a cookie. An
+// address that gave Options.LoginAttempts wrong tokens within
+// LoginWindow is refused (429) until the oldest of them is that old,
+// with the right token too; other addresses are not affected. The
+// comparison is httpapi.CheckToken's, in constant time.
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	tok := strings.TrimSpace(r.PostFormValue("token"))
 	next := d.safeNext(r.PostFormValue("next"))
+	if d.opts.Token != "" {
+		if until, refused := d.logins.blocked(host(r)); refused {
+			d.log.Warn("dashboard: refused a sign-in: too many wrong tokens", "remote", r.RemoteAddr, "until", until)
+			d.tooMany(w, r, until)
+			return
+		}
+	}
 	if err := httpapi.CheckToken(tok, d.opts.Token, d.opts.Public); err != nil || d.opts.Token == "" {
 		reason := "this node needs no token here"
 		if err != nil {
 			reason = err.Error()
+			if tok != "" && d.opts.Token != "" {
+				d.logins.failed(host(r))
+			}
 			d.log.Warn("dashboard: refused a sign-in", "remote", r.RemoteAddr)
 		}
 		d.render(w, r, http.StatusUnauthorized, "login", "Sign in", "", loginData{Reason: reason, Next: next})
 		return
 	}
+	d.logins.succeeded(host(r))
 	http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: tok, Path: d.opts.Prefix + "/", HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	d.log.Info("dashboard: signed in", "remote", r.RemoteAddr)

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/lexigram/events/bridges"
 	"github.com/lexigram/events/bridges/bridgeconfig"
 	"github.com/lexigram/events/platform"
 )
@@ -32,14 +33,50 @@ type consumerRow struct {
 type consumersData struct {
 	Consumers []consumerRow
 	Truncated bool
-	Bridges   []bridgeconfig.Status
+	Bridges   []bridgeRow
 	HasBridge bool // the node runs bridges
+}
+
+// bridgeRow is one bridge: its connection, what it moved and its
+// errors since it started, and its rate, which only the live updates
+// know (the page's first render shows "—").
+type bridgeRow struct {
+	bridgeconfig.Status
+	bridges.Counts
+	Rate rate // messages moved per second, in the bridge's direction
+}
+
+// bridgeRows reads the node's bridges; with r, their rates from the
+// growth of their moved counts since r's last reading.
+func bridgeRows(bs *bridgeconfig.Set, r *rates) []bridgeRow {
+	status, counts := bs.Status(), bs.Counts()
+	rows := make([]bridgeRow, len(status))
+	reading := make(map[string]uint64, len(status))
+	for i := range status {
+		rows[i] = bridgeRow{Status: status[i]}
+		if i < len(counts) {
+			rows[i].Counts = counts[i]
+		}
+		reading[rows[i].Name] = rows[i].Moved
+	}
+	if r == nil {
+		return rows
+	}
+	if per, ok := r.update(time.Now(), reading); ok {
+		for i := range rows {
+			if v, has := per[rows[i].Name]; has {
+				rows[i].Rate = rate{PerSecond: v, Known: true}
+			}
+		}
+	}
+	return rows
 }
 
 // consumersOf lists the account's consumers, stream by stream, and the
 // node's bridges: a stream list and a consumer list per stream; it makes
-// no consumer itself.
-func (d *Dashboard) consumersOf(ctx context.Context) (consumersData, error) {
+// no consumer itself. With bridgeRates (the live updates), the bridges'
+// rates are derived from its readings.
+func (d *Dashboard) consumersOf(ctx context.Context, bridgeRates *rates) (consumersData, error) {
 	var out consumersData
 	js := d.n.JetStream()
 	streams := js.StreamNames(ctx)
@@ -81,14 +118,14 @@ func (d *Dashboard) consumersOf(ctx context.Context) (consumersData, error) {
 		return a.Stream < b.Stream || a.Stream == b.Stream && a.Name < b.Name
 	})
 	if bs := d.n.Bridges(); bs != nil {
-		out.Bridges, out.HasBridge = bs.Status(), bs.Len() > 0
+		out.Bridges, out.HasBridge = bridgeRows(bs, bridgeRates), bs.Len() > 0
 	}
 	return out, nil
 }
 
 // consumers serves GET /ui/consumers.
 func (d *Dashboard) consumers(w http.ResponseWriter, r *http.Request) {
-	data, err := d.consumersOf(r.Context())
+	data, err := d.consumersOf(r.Context(), nil)
 	if err != nil {
 		d.failErr(w, r, err, "reload")
 		return

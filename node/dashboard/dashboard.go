@@ -44,6 +44,11 @@ type Options struct {
 	// Logger logs the actions operators take and what fails on the
 	// node's side. nil: the node's.
 	Logger *slog.Logger
+	// LoginAttempts wrong tokens from one remote address within
+	// LoginWindow make the dashboard refuse that address (429) until the
+	// oldest of them is LoginWindow old. 0: 5 within a minute.
+	LoginAttempts int
+	LoginWindow   time.Duration
 }
 
 func (o Options) withDefaults(n *node.Node) Options {
@@ -60,6 +65,12 @@ func (o Options) withDefaults(n *node.Node) Options {
 	if o.Logger == nil {
 		o.Logger = n.Logger()
 	}
+	if o.LoginAttempts <= 0 {
+		o.LoginAttempts = defaultLoginAttempts
+	}
+	if o.LoginWindow <= 0 {
+		o.LoginWindow = defaultLoginWindow
+	}
 	return o
 }
 
@@ -71,6 +82,8 @@ type Dashboard struct {
 	log     *slog.Logger
 	pages   map[string]*template.Template // by page name
 	handler http.Handler
+	bulk    bulkJobs // the bulk dead letter actions
+	logins  *limiter // wrong tokens by remote address
 }
 
 // pageNames are the templates/*.html files that are pages; each is
@@ -84,6 +97,7 @@ func New(n *node.Node, opts Options) (*Dashboard, error) {
 	}
 	d := &Dashboard{n: n, opts: opts.withDefaults(n), pages: map[string]*template.Template{}}
 	d.log = d.opts.Logger
+	d.logins = newLimiter(d.opts.LoginAttempts, d.opts.LoginWindow)
 	funcs := template.FuncMap{
 		"path":  func(parts ...string) string { return d.opts.Prefix + strings.Join(parts, "") },
 		"seg":   url.PathEscape,
@@ -127,6 +141,7 @@ func New(n *node.Node, opts Options) (*Dashboard, error) {
 	mux.Handle("GET "+p+"/dlq", d.authorize(http.HandlerFunc(d.dlq)))
 	mux.Handle("GET "+p+"/dlq/{handler}/{position}", d.authorize(http.HandlerFunc(d.entry)))
 	mux.Handle("POST "+p+"/dlq/{handler}/{position}/{action}", d.authorize(http.HandlerFunc(d.entryAction)))
+	mux.Handle("POST "+p+"/dlq/{handler}/all/{action}", d.authorize(http.HandlerFunc(d.bulkAction)))
 	mux.Handle("GET "+p+"/sagas", d.authorize(http.HandlerFunc(d.sagas)))
 	mux.Handle("GET "+p+"/sagas/{id}", d.authorize(http.HandlerFunc(d.saga)))
 	mux.Handle("POST "+p+"/sagas/{id}/{action}", d.authorize(http.HandlerFunc(d.sagaAction)))

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -68,10 +70,18 @@ type dlqData struct {
 	Entries   []deadLetterRow
 	Truncated bool
 	Handlers  map[string]int // entries per handler, of those listed
+	Bulk      []bulkHandler  // the handlers offered "replay all" and "discard all"
+	Jobs      []bulkRow      // the bulk actions, newest first
+}
+
+// bulkHandler is a handler with listed entries.
+type bulkHandler struct {
+	Handler string
+	Listed  int
 }
 
 func (d *Dashboard) deadLetters(ctx context.Context, handler string) (dlqData, error) {
-	out := dlqData{Handler: handler, Handlers: map[string]int{}}
+	out := dlqData{Handler: handler, Handlers: map[string]int{}, Jobs: d.bulk.rows()}
 	for e, err := range d.n.DLQ().List(ctx, handler) {
 		if err != nil {
 			return out, err
@@ -82,6 +92,9 @@ func (d *Dashboard) deadLetters(ctx context.Context, handler string) (dlqData, e
 		}
 		out.Entries = append(out.Entries, d.deadLetterRow(e, false))
 		out.Handlers[e.ID.Handler]++
+	}
+	for _, h := range slices.Sorted(maps.Keys(out.Handlers)) {
+		out.Bulk = append(out.Bulk, bulkHandler{Handler: h, Listed: out.Handlers[h]})
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -169,6 +170,7 @@ func (r *records) actions() []string {
 // on an httptest server.
 type env struct {
 	n        *node.Node
+	d        *dashboard.Dashboard
 	srv      *httptest.Server
 	balances *balances
 	mailer   *mailer
@@ -179,12 +181,22 @@ type env struct {
 // t.TempDir()) and serves the dashboard with opts at /ui/.
 func start(t *testing.T, opts dashboard.Options, seed func(*env)) *env {
 	t.Helper()
+	return startWith(t, opts, nil, seed)
+}
+
+// startWith is start with configure changing the node's configuration
+// first (nil: none).
+func startWith(t *testing.T, opts dashboard.Options, configure func(*config.Config), seed func(*env)) *env {
+	t.Helper()
 	cfg := config.Default()
 	cfg.NATS.EmbeddedServer.DataDir = t.TempDir()
 	cfg.NATS.EmbeddedServer.DontListen = true
 	cfg.Store.Storage = "memory"
 	cfg.Projections.RebuildBatchSize = 10
 	cfg.Projections.LeaseTTL = 2 * time.Second
+	if configure != nil {
+		configure(&cfg)
+	}
 	n, err := node.Open(t.Context(), cfg, node.Options{Registry: registry(), Logger: embeddedtest.Logger(t), ShutdownTimeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -220,6 +232,7 @@ func start(t *testing.T, opts dashboard.Options, seed func(*env)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.d = d
 	mux := http.NewServeMux()
 	mux.Handle("/ui/", d)
 	e.srv = httptest.NewServer(mux)
@@ -260,4 +273,50 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// has reports whether a record with the message has attributes
+// containing every one of want.
+func (r *records) has(message string, want ...string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range r.recs {
+		if rec.Message != message {
+			continue
+		}
+		var f []string
+		rec.Attrs(func(a slog.Attr) bool {
+			f = append(f, a.Key+"="+a.Value.String())
+			return true
+		})
+		all := strings.Join(f, " ")
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(all, w)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// post sends a form to a dashboard path without a browser.
+func post(t *testing.T, e *env, path, form string, header ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.url(path), strings.NewReader(form))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

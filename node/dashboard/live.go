@@ -80,9 +80,13 @@ func (d *Dashboard) live(w http.ResponseWriter, r *http.Request) {
 	)
 	switch view := q.Get("view"); view {
 	case "overview":
+		var rates overviewRates
 		render = func(ctx context.Context) ([]part, error) {
 			o, err := d.overviewOf(ctx)
 			if err != nil {
+				return nil, err
+			}
+			if err := rates.add(ctx, d, &o); err != nil {
 				return nil, err
 			}
 			return d.parts("overview", "overview-live", o)
@@ -110,8 +114,9 @@ func (d *Dashboard) live(w http.ResponseWriter, r *http.Request) {
 			return d.parts("sagas", "sagas-live", data)
 		}
 	case "consumers":
+		var bridgeRates rates
 		render = func(ctx context.Context) ([]part, error) {
-			data, err := d.consumersOf(ctx)
+			data, err := d.consumersOf(ctx, &bridgeRates)
 			if err != nil {
 				return nil, err
 			}

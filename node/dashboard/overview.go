@@ -27,6 +27,12 @@ type overviewData struct {
 	Warning string
 	Streams []streamRow
 	Took    time.Duration
+	// The rates, which only the live updates know (withRates): the
+	// page's first render shows "—".
+	AppendRate  rate // events appended to the event stream, per second
+	AckRate     rate // deliveries acknowledged, per second, summed over the event stream's durable consumers
+	DeliverRate rate // deliveries, per second, summed the same way
+	Consumers   int  // the durable consumers summed
 }
 
 type streamRow struct {
@@ -74,6 +80,55 @@ func (d *Dashboard) overviewOf(ctx context.Context) (overviewData, error) {
 	}
 	o.Took = time.Since(start)
 	return o, nil
+}
+
+// overviewRates derives the overview's rates from successive readings
+// (see rates): the event stream's last sequence, read by overviewOf
+// anyway, and the consumer sequences of its durable consumers'
+// deliveries and ack floors, from one consumer list of the stream. It
+// makes no consumer and costs an append nothing.
+type overviewRates struct {
+	rates  rates
+	stream jetstream.Stream // the event stream's handle, looked up once
+}
+
+// add sets o's rates from a new reading.
+func (or *overviewRates) add(ctx context.Context, d *Dashboard, o *overviewData) error {
+	reading := map[string]uint64{}
+	for _, s := range o.Streams {
+		if s.Events {
+			reading["append"] = s.LastSeq
+		}
+	}
+	if or.stream == nil {
+		s, err := d.n.JetStream().Stream(ctx, d.n.Store().StreamName())
+		if err != nil {
+			return platform.Errorf(platform.CodeStoreUnavailable, "read the consumers of stream %s for the consume rate: %w", d.n.Store().StreamName(), err)
+		}
+		or.stream = s
+	}
+	list := or.stream.ListConsumers(ctx)
+	for info := range list.Info() {
+		if info.Config.Durable == "" {
+			continue
+		}
+		o.Consumers++
+		reading["acked/"+info.Name] = info.AckFloor.Consumer
+		reading["delivered/"+info.Name] = info.Delivered.Consumer
+	}
+	if err := list.Err(); err != nil {
+		return platform.Errorf(platform.CodeStoreUnavailable, "list the consumers of stream %s for the consume rate: %w", d.n.Store().StreamName(), err)
+	}
+	per, ok := or.rates.update(time.Now(), reading)
+	if !ok {
+		return nil
+	}
+	if _, has := reading["append"]; has {
+		o.AppendRate = rate{PerSecond: per["append"], Known: true}
+	}
+	o.AckRate = rate{PerSecond: sum(per, "acked/"), Known: true}
+	o.DeliverRate = rate{PerSecond: sum(per, "delivered/"), Known: true}
+	return nil
 }
 
 // durabilityWarning is the banner's text when dur is below required,
