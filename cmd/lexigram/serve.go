@@ -166,12 +166,13 @@ func serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, so serv
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", healthz)
 	public := !httpapi.IsLoopback(cfg.HTTP.Addr)
-	apiOpts := httpapi.Options{Token: cfg.HTTP.Token, Public: public, Logger: log}
+	wrongTokens := httpapi.NewWrongTokens(0, 0) // one count for the API and the dashboard
+	apiOpts := httpapi.Options{Token: cfg.HTTP.Token, Public: public, Logger: log, WrongTokens: wrongTokens}
 	if so.Example == exampleOrders {
 		apiOpts.Commands, apiOpts.Queries = orders.HTTPTypes()
 	}
 	mux.Handle("/api/", httpapi.Handler(n, apiOpts))
-	ui, err := dashboard.New(n, dashboard.Options{Token: cfg.HTTP.Token, Public: public, Logger: log})
+	ui, err := dashboard.New(n, dashboard.Options{Token: cfg.HTTP.Token, Public: public, Logger: log, WrongTokens: wrongTokens})
 	if err != nil {
 		return errors.Join(err, stop())
 	}

@@ -51,14 +51,14 @@ func (d *Dashboard) authorize(next http.Handler) http.Handler {
 			return
 		}
 		if tok != "" && d.opts.Token != "" {
-			if until, refused := d.logins.blocked(host(r)); refused {
+			if until, refused := d.opts.WrongTokens.Blocked(r); refused {
 				d.tooMany(w, r, until)
 				return
 			}
 		}
 		if err := httpapi.CheckToken(tok, d.opts.Token, d.opts.Public); err != nil {
 			if tok != "" && d.opts.Token != "" {
-				d.logins.failed(host(r))
+				d.opts.WrongTokens.Failed(r)
 				d.log.Warn("dashboard: refused a wrong token", "remote", r.RemoteAddr, "via", how)
 			}
 			if how == "login token" { // a stale cookie: the browser need not send it again
@@ -100,16 +100,16 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // login serves POST /ui/login: a right token is kept in a cookie. An
-// address that gave Options.LoginAttempts wrong tokens within
-// LoginWindow is refused (429) until the oldest of them is that old,
-// with the right token too; other addresses are not affected. The
+// address that gave too many wrong tokens (Options.WrongTokens) is
+// refused (429), with the right token too; other addresses are not
+// affected. The
 // comparison is httpapi.CheckToken's, in constant time.
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	tok := strings.TrimSpace(r.PostFormValue("token"))
 	next := d.safeNext(r.PostFormValue("next"))
 	if d.opts.Token != "" {
-		if until, refused := d.logins.blocked(host(r)); refused {
+		if until, refused := d.opts.WrongTokens.Blocked(r); refused {
 			d.log.Warn("dashboard: refused a sign-in: too many wrong tokens", "remote", r.RemoteAddr, "until", until)
 			d.tooMany(w, r, until)
 			return
@@ -120,14 +120,14 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			reason = err.Error()
 			if tok != "" && d.opts.Token != "" {
-				d.logins.failed(host(r))
+				d.opts.WrongTokens.Failed(r)
 			}
 			d.log.Warn("dashboard: refused a sign-in", "remote", r.RemoteAddr)
 		}
 		d.render(w, r, http.StatusUnauthorized, "login", "Sign in", "", loginData{Reason: reason, Next: next})
 		return
 	}
-	d.logins.succeeded(host(r))
+	d.opts.WrongTokens.Succeeded(r)
 	http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: tok, Path: d.opts.Prefix + "/", HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	d.log.Info("dashboard: signed in", "remote", r.RemoteAddr)

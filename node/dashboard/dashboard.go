@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lexigram/events/node"
+	"github.com/lexigram/events/node/httpapi"
 	"github.com/lexigram/events/platform"
 )
 
@@ -44,11 +45,11 @@ type Options struct {
 	// Logger logs the actions operators take and what fails on the
 	// node's side. nil: the node's.
 	Logger *slog.Logger
-	// LoginAttempts wrong tokens from one remote address within
-	// LoginWindow make the dashboard refuse that address (429) until the
-	// oldest of them is LoginWindow old. 0: 5 within a minute.
-	LoginAttempts int
-	LoginWindow   time.Duration
+	// WrongTokens counts wrong tokens by remote address and refuses an
+	// address that gave too many (429); give the API's
+	// (httpapi.Options.WrongTokens) so that both count together. nil: its
+	// own, 5 within a minute.
+	WrongTokens *httpapi.WrongTokens
 }
 
 func (o Options) withDefaults(n *node.Node) Options {
@@ -65,11 +66,8 @@ func (o Options) withDefaults(n *node.Node) Options {
 	if o.Logger == nil {
 		o.Logger = n.Logger()
 	}
-	if o.LoginAttempts <= 0 {
-		o.LoginAttempts = defaultLoginAttempts
-	}
-	if o.LoginWindow <= 0 {
-		o.LoginWindow = defaultLoginWindow
+	if o.WrongTokens == nil {
+		o.WrongTokens = httpapi.NewWrongTokens(0, 0)
 	}
 	return o
 }
@@ -83,7 +81,6 @@ type Dashboard struct {
 	pages   map[string]*template.Template // by page name
 	handler http.Handler
 	bulk    bulkJobs // the bulk dead letter actions
-	logins  *limiter // wrong tokens by remote address
 }
 
 // pageNames are the templates/*.html files that are pages; each is
@@ -97,7 +94,6 @@ func New(n *node.Node, opts Options) (*Dashboard, error) {
 	}
 	d := &Dashboard{n: n, opts: opts.withDefaults(n), pages: map[string]*template.Template{}}
 	d.log = d.opts.Logger
-	d.logins = newLimiter(d.opts.LoginAttempts, d.opts.LoginWindow)
 	funcs := template.FuncMap{
 		"path":  func(parts ...string) string { return d.opts.Prefix + strings.Join(parts, "") },
 		"seg":   url.PathEscape,

@@ -79,14 +79,14 @@
 // with one, a request needs "Authorization: Bearer <token>" or the
 // cookie the login page (/ui/login) sets from the token typed there
 // (HttpOnly, SameSite=Strict). Tokens are never logged; they are
-// compared in constant time (httpapi.CheckToken).
+// compared by digest in constant time (httpapi.CheckToken).
 //
 // Wrong tokens are limited per remote address (its host; behind a
-// reverse proxy, that is the proxy's): after Options.LoginAttempts (5)
-// wrong tokens within Options.LoginWindow (a minute), on the login page,
-// in the Authorization header or in the cookie, requests from that
-// address that carry a token, the right one too, are refused with 429,
-// Retry-After and the time to try again, until the oldest of them is a
-// window old. Other addresses are not affected; a sign-in forgets the
-// address's count.
+// reverse proxy, that is the proxy's) by Options.WrongTokens, which
+// lexigram serve shares with the API: after 5 wrong tokens within a
+// minute, on the login page, in the Authorization header, in the cookie
+// or on the API, requests from that address that carry a token, the right
+// one too, are refused with 429, Retry-After and the time to try again,
+// until the oldest of them is a minute old. Other addresses are not
+// affected; a right token forgets the address's count.
 package dashboard

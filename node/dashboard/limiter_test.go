@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lexigram/events/node/dashboard"
+	"github.com/lexigram/events/node/httpapi"
 )
 
 // from sends a request to the dashboard as if from the remote address.
@@ -37,7 +38,7 @@ func from(e *env, remote, method, path, form string, header ...string) *httptest
 // not affected.
 func TestLoginRefusesAnAddressAfterTooManyWrongTokens(t *testing.T) {
 	const token, window = "s3cret-token", 4 * time.Second
-	e := start(t, dashboard.Options{Token: token, Public: true, LoginWindow: window}, nil)
+	e := start(t, dashboard.Options{Token: token, Public: true, WrongTokens: httpapi.NewWrongTokens(5, window)}, nil)
 	attacker, other := "192.0.2.7:40000", "198.51.100.9:40001"
 	wrong := "token=guess&next=" + url.QueryEscape("/ui/")
 	right := "token=" + token + "&next=" + url.QueryEscape("/ui/")
@@ -100,7 +101,7 @@ func TestLoginRefusesAnAddressAfterTooManyWrongTokens(t *testing.T) {
 // header (or the login cookie) counts like the login page, so that the
 // limit cannot be gone around; a stale cookie is cleared.
 func TestWrongBearerTokensCountToo(t *testing.T) {
-	e := start(t, dashboard.Options{Token: "s3cret-token", Public: true, LoginWindow: time.Minute}, nil)
+	e := start(t, dashboard.Options{Token: "s3cret-token", Public: true, WrongTokens: httpapi.NewWrongTokens(5, time.Minute)}, nil)
 	addr := "203.0.113.5:1234"
 	for i := 1; i <= 4; i++ {
 		if w := from(e, addr, "GET", "/", "", "Authorization", "Bearer guess"); w.Code != http.StatusUnauthorized {
@@ -117,5 +118,29 @@ func TestWrongBearerTokensCountToo(t *testing.T) {
 	// Presenting no token is no guess: the sign-in page still shows.
 	if w := from(e, addr, "GET", "/login", ""); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `id="token"`) {
 		t.Errorf("the sign-in page answered %d to a refused address", w.Code)
+	}
+}
+
+// TestAPIAndDashboardShareTheCount: with one WrongTokens, as lexigram
+// serve sets them up, wrong tokens sent to the API count on the
+// dashboard, so a guesser gets the limit once, not once per surface.
+func TestAPIAndDashboardShareTheCount(t *testing.T) {
+	const token = "s3cret-token"
+	shared := httpapi.NewWrongTokens(3, time.Minute)
+	e := start(t, dashboard.Options{Token: token, Public: true, WrongTokens: shared}, nil)
+	api := httpapi.Handler(e.n, httpapi.Options{Token: token, Public: true, WrongTokens: shared})
+	addr := "203.0.113.9:5555"
+	for i := 1; i <= 3; i++ {
+		req := httptest.NewRequest("GET", "/api/streams", nil)
+		req.RemoteAddr = addr
+		req.Header.Set("Authorization", "Bearer guess")
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, req)
+		if w.Code != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d on the API answered %d", i, w.Code)
+		}
+	}
+	if w := from(e, addr, "POST", "/login", "token="+token+"&next=%2Fui%2F"); w.Code != http.StatusTooManyRequests {
+		t.Errorf("the dashboard's sign-in after three wrong tokens on the API answered %d, want 429", w.Code)
 	}
 }

@@ -40,6 +40,10 @@ type Options struct {
 	SlowClientTimeout time.Duration
 	// Logger logs what goes wrong on the node's side. nil: the node's.
 	Logger *slog.Logger
+	// WrongTokens counts wrong tokens by remote address and refuses an
+	// address that gave too many (429); give the dashboard the same one.
+	// nil: its own, 5 within a minute.
+	WrongTokens *WrongTokens
 
 	onSlow func() // tests: a WebSocket client was found slow
 }
@@ -53,6 +57,9 @@ func (o Options) withDefaults(n *node.Node) Options {
 	}
 	if o.Registry == nil {
 		o.Registry = n.Store().Registry()
+	}
+	if o.WrongTokens == nil {
+		o.WrongTokens = NewWrongTokens(0, 0)
 	}
 	if o.StreamBuffer <= 0 {
 		o.StreamBuffer = 256

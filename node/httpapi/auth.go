@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"net/http"
@@ -9,7 +10,9 @@ import (
 
 // authorize refuses requests without the token (see the package
 // documentation). The token is compared in constant time and never
-// logged or echoed.
+// logged or echoed. A wrong token counts against the remote address
+// (Options.WrongTokens); an address that gave too many gets 429 for any
+// request carrying a token until its window has passed.
 func (a *api) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.opts.Token == "" && !a.opts.Public {
@@ -29,9 +32,20 @@ func (a *api) authorize(next http.Handler) http.Handler {
 		case how == "malformed":
 			refuse(w, r, "invalid_request", "the Authorization header is not \"Bearer <token>\"",
 				"send \"Authorization: Bearer <token>\" with the node's http.token")
-		case subtle.ConstantTimeCompare([]byte(got), []byte(a.opts.Token)) != 1:
-			refuse(w, r, "invalid_token", "the token is wrong", "send the node's http.token")
 		default:
+			if until, refused := a.opts.WrongTokens.Blocked(r); refused {
+				reason := a.opts.WrongTokens.Refusal(w, r, until)
+				writeProblem(w, r, &problem{Status: http.StatusTooManyRequests, Title: "Too Many Requests", Detail: reason,
+					Fix: "wait for Retry-After seconds, then send the node's http.token"})
+				return
+			}
+			if !sameToken(got, a.opts.Token) {
+				a.opts.WrongTokens.Failed(r)
+				a.opts.Logger.Warn("api: refused a wrong token", "remote", r.RemoteAddr, "via", how)
+				refuse(w, r, "invalid_token", "the token is wrong", "send the node's http.token")
+				return
+			}
+			a.opts.WrongTokens.Succeeded(r)
 			next.ServeHTTP(w, r)
 		}
 	})
@@ -86,8 +100,16 @@ func CheckToken(presented, want string, public bool) error {
 		return errors.New("this node listens on a non-loopback address and has no token, so it refuses every request: set http.token (LEXIGRAM_HTTP_TOKEN) on the node, or listen on loopback")
 	case presented == "":
 		return errors.New("the request carries no token: give the node's http.token")
-	case subtle.ConstantTimeCompare([]byte(presented), []byte(want)) != 1:
+	case !sameToken(presented, want):
 		return errors.New("the token is wrong: give the node's http.token")
 	}
 	return nil
+}
+
+// sameToken compares the tokens' SHA-256 digests in constant time: a
+// comparison of the tokens themselves would take less time for a token
+// of another length, telling a guesser the token's length.
+func sameToken(presented, want string) bool {
+	p, w := sha256.Sum256([]byte(presented)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(p[:], w[:]) == 1
 }

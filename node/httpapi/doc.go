@@ -50,7 +50,13 @@
 // set headers on a WebSocket. Without a token the API is open on a
 // loopback listener and closed (every request refused, saying why) on
 // any other (Options.Public). Refusals are 401 with WWW-Authenticate. The
-// API logs no request URLs, headers or tokens.
+// API logs no request URLs, headers or tokens. Tokens are compared by
+// their SHA-256 digests in constant time, so the time taken tells nothing
+// of the token, its length included. Wrong tokens are limited per remote
+// address (Options.WrongTokens, shared with the dashboard by lexigram
+// serve): after 5 within a minute, requests from that address carrying a
+// token, the right one too, get 429 with Retry-After until the oldest is
+// a minute old.
 //
 // # Streaming
 //

@@ -1,14 +1,15 @@
-package dashboard
+package httpapi
 
 import (
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 )
 
-func TestLimiterWindowAndBound(t *testing.T) {
+func TestWrongTokensWindowAndBound(t *testing.T) {
 	now := time.Unix(1000, 0)
-	l := newLimiter(3, time.Minute)
+	l := NewWrongTokens(3, time.Minute)
 	l.now = func() time.Time { return now }
 	for range 3 {
 		l.failed("a")
@@ -25,7 +26,7 @@ func TestLimiterWindowAndBound(t *testing.T) {
 	if _, refused := l.blocked("a"); refused {
 		t.Error("still refused once the first wrong token is a minute old")
 	}
-	l.succeeded("a")
+	l.Succeeded(&http.Request{RemoteAddr: "a:1"})
 	if len(l.fails) != 0 {
 		t.Errorf("a sign-in left %d addresses counted", len(l.fails))
 	}
