@@ -45,22 +45,37 @@ func openDeadLetters(ctx context.Context, js jetstream.JetStream, nc *nats.Conn,
 		return d, nil
 	}
 	d.subject = deadLetterPrefix + "." + bridge
-	_, err := js.Stream(ctx, DefaultDeadLetterStream)
+	st, err := js.Stream(ctx, DefaultDeadLetterStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, err = js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:        DefaultDeadLetterStream,
 			Description: "lexigram bridges: messages a bridge could not move, with the reason in " + HeaderReason,
 			Subjects:    []string{deadLetterPrefix + ".>"},
 			Storage:     jetstream.FileStorage,
+			AllowDirect: true, // DeadLetterQueue lists with direct gets, creating no consumer
 		})
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			err = nil // another bridge made it first
 		}
+	} else if err == nil {
+		err = allowDirect(ctx, js, st)
 	}
 	if err != nil {
 		return nil, platform.Errorf(platform.CodeStoreUnavailable, "bridge %s: dead-letter stream %s: %w", bridge, DefaultDeadLetterStream, err)
 	}
 	return d, nil
+}
+
+// allowDirect turns on direct gets on a dead-letter stream made before
+// they were asked for.
+func allowDirect(ctx context.Context, js jetstream.JetStream, st jetstream.Stream) error {
+	cfg := st.CachedInfo().Config
+	if cfg.AllowDirect {
+		return nil
+	}
+	cfg.AllowDirect = true
+	_, err := js.UpdateStream(ctx, cfg)
+	return err
 }
 
 // put stores one message with the reason. Headers that JetStream would act

@@ -27,6 +27,18 @@
 // by default, with the reason in the Lx-Bridge-Reason header, and the
 // bridge goes on.
 //
+// # Dead letters
+//
+// DeadLetterQueue lists (with direct gets, no consumer), reads and
+// discards the dead letters of every bridge in LX_BRIDGES_DLQ. Replaying
+// one is the bridge's own, in the process that runs it: Outbound.Replay
+// sends the event (read again from the bridge's stream while it is there)
+// to the broker once, Inbound.Replay decodes and stores the message as
+// the broker gave it once; the dead letter is removed when that
+// succeeded and left as it was otherwise. bridgeconfig.Set.Replay picks
+// the running bridge; the node's dashboard offers both, one by one and in
+// bulk.
+//
 // # Formats
 //
 // PassThrough sends the payload and headers unchanged. CloudEventsBinary

@@ -250,7 +250,7 @@ func (in *Inbound) store(batch []*Delivery) bool {
 	for _, d := range batch {
 		msg, err := in.prepare(d)
 		if err != nil {
-			in.deadLetter(d, nil, err)
+			in.deadLetter(d, err)
 			continue
 		}
 		fut, err := in.js.PublishMsgAsync(msg)
@@ -270,7 +270,7 @@ func (in *Inbound) store(batch []*Delivery) bool {
 				acked = true
 			case err := <-f.fut.Err():
 				if refusedByJetStream(err) {
-					in.deadLetter(f.d, f.msg.Header, platform.Errorf(platform.CodeBridgeDelivery, "JetStream refused message %q on %s: %w", f.d.ID, f.msg.Subject, err))
+					in.deadLetter(f.d, platform.Errorf(platform.CodeBridgeDelivery, "JetStream refused message %q on %s: %w", f.d.ID, f.msg.Subject, err))
 					continue
 				}
 			case <-deadline.C:
@@ -315,7 +315,7 @@ func (in *Inbound) publish(d *Delivery, msg *nats.Msg) bool {
 			return true
 		}
 		if refusedByJetStream(err) {
-			in.deadLetter(d, msg.Header, platform.Errorf(platform.CodeBridgeDelivery, "JetStream refused message %q on %s: %w", d.ID, msg.Subject, err))
+			in.deadLetter(d, platform.Errorf(platform.CodeBridgeDelivery, "JetStream refused message %q on %s: %w", d.ID, msg.Subject, err))
 			return true
 		}
 		in.m.errored(err)
@@ -339,14 +339,14 @@ func (in *Inbound) ack(d *Delivery) {
 
 // deadLetter stores an undeliverable message with the reason and acks it
 // to the broker; if even that fails, the message is nacked so that it
-// comes again rather than being lost.
-func (in *Inbound) deadLetter(d *Delivery, h nats.Header, reason error) {
-	if h == nil {
-		h = nats.Header{}
-		for k, v := range d.Header {
-			if validHeaderName(k) && !natsReserved(k) {
-				h[k] = []string{oneLine(v)}
-			}
+// comes again rather than being lost. It stores the message as the broker
+// gave it, headers and body, so that a replay (Inbound.Replay) decodes it
+// as it came.
+func (in *Inbound) deadLetter(d *Delivery, reason error) {
+	h := nats.Header{}
+	for k, v := range d.Header {
+		if validHeaderName(k) && !natsReserved(k) {
+			h[k] = []string{oneLine(v)}
 		}
 	}
 	for attempt := 0; ; attempt++ {

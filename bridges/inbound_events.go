@@ -248,12 +248,12 @@ func permanentAppendError(err error) bool {
 func (in *Inbound) storeEvent(d *Delivery) bool {
 	decoded, err := in.dec.decode(&d.Message, "")
 	if err != nil {
-		in.deadLetter(d, nil, err)
+		in.deadLetter(d, err)
 		return true
 	}
 	stream, env, err := in.eventOf(d, decoded)
 	if err != nil {
-		in.deadLetter(d, nil, err)
+		in.deadLetter(d, err)
 		return true
 	}
 	events := []platform.Envelope{env}
@@ -265,7 +265,7 @@ func (in *Inbound) storeEvent(d *Delivery) bool {
 			break
 		}
 		if permanentAppendError(err) {
-			in.deadLetter(d, nil, platform.Errorf(platform.CodeBridgeDelivery, "bridge %s: the store refused message %q as %s on %s: %w", in.opts.Name, d.ID, env.Type, stream, err))
+			in.deadLetter(d, platform.Errorf(platform.CodeBridgeDelivery, "bridge %s: the store refused message %q as %s on %s: %w", in.opts.Name, d.ID, env.Type, stream, err))
 			return true
 		}
 		if in.ctx.Err() != nil {

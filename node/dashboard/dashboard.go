@@ -85,7 +85,7 @@ type Dashboard struct {
 
 // pageNames are the templates/*.html files that are pages; each is
 // parsed with layout.html.
-var pageNames = []string{"overview", "aggregates", "history", "correlation", "projections", "dlq", "entry", "sagas", "saga", "consumers", "confirm", "login", "error"}
+var pageNames = []string{"overview", "aggregates", "history", "correlation", "projections", "dlq", "entry", "bridgedlq", "bridgeentry", "sagas", "saga", "consumers", "confirm", "login", "error"}
 
 // New returns the dashboard of n (see the package documentation).
 func New(n *node.Node, opts Options) (*Dashboard, error) {
@@ -138,6 +138,10 @@ func New(n *node.Node, opts Options) (*Dashboard, error) {
 	mux.Handle("GET "+p+"/dlq/{handler}/{position}", d.authorize(http.HandlerFunc(d.entry)))
 	mux.Handle("POST "+p+"/dlq/{handler}/{position}/{action}", d.authorize(http.HandlerFunc(d.entryAction)))
 	mux.Handle("POST "+p+"/dlq/{handler}/all/{action}", d.authorize(http.HandlerFunc(d.bulkAction)))
+	mux.Handle("GET "+p+"/bridge-dlq", d.authorize(http.HandlerFunc(d.bridgeDLQ)))
+	mux.Handle("GET "+p+"/bridge-dlq/{seq}", d.authorize(http.HandlerFunc(d.bridgeEntry)))
+	mux.Handle("POST "+p+"/bridge-dlq/{seq}/{action}", d.authorize(http.HandlerFunc(d.bridgeEntryAction)))
+	mux.Handle("POST "+p+"/bridge-dlq/{bridge}/all/{action}", d.authorize(http.HandlerFunc(d.bridgeBulkAction)))
 	mux.Handle("GET "+p+"/sagas", d.authorize(http.HandlerFunc(d.sagas)))
 	mux.Handle("GET "+p+"/sagas/{id}", d.authorize(http.HandlerFunc(d.saga)))
 	mux.Handle("POST "+p+"/sagas/{id}/{action}", d.authorize(http.HandlerFunc(d.sagaAction)))

@@ -72,6 +72,9 @@ type dlqData struct {
 	Handlers  map[string]int // entries per handler, of those listed
 	Bulk      []bulkHandler  // the handlers offered "replay all" and "discard all"
 	Jobs      []bulkRow      // the bulk actions, newest first
+	// ForBridges is false: this is the handlers' page (the bulk-jobs
+	// fragment serves both).
+	ForBridges bool
 }
 
 // bulkHandler is a handler with listed entries.
@@ -81,7 +84,7 @@ type bulkHandler struct {
 }
 
 func (d *Dashboard) deadLetters(ctx context.Context, handler string) (dlqData, error) {
-	out := dlqData{Handler: handler, Handlers: map[string]int{}, Jobs: d.bulk.rows()}
+	out := dlqData{Handler: handler, Handlers: map[string]int{}, Jobs: d.bulk.rows(false)}
 	for e, err := range d.n.DLQ().List(ctx, handler) {
 		if err != nil {
 			return out, err

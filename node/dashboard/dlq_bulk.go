@@ -25,14 +25,16 @@ const bulkStepTimeout = 30 * time.Second
 // action.
 var bulkStepHook atomic.Pointer[func()]
 
-// bulkJob is one "replay all" or "discard all" of a handler's dead
-// letters, running in the background after its confirmation, as `lexigram
-// dlq replay|discard --handler NAME --all [--since]` does: the entries
-// are listed first, then each is replayed or discarded in turn.
+// bulkJob is one "replay all" or "discard all" of a handler's or a
+// bridge's dead letters, running in the background after its
+// confirmation, as `lexigram dlq replay|discard --handler NAME --all
+// [--since]` does: the entries are listed first, then each is replayed or
+// discarded in turn.
 type bulkJob struct {
 	ID      int
 	Action  string // "replay" or "discard"
-	Handler string
+	Handler string // one of Handler and Bridge is set
+	Bridge  string
 	Since   time.Time // zero: every entry
 	By      string
 	Total   int
@@ -41,39 +43,43 @@ type bulkJob struct {
 	mu       sync.Mutex
 	done     int // replayed or discarded
 	gone     int // replayed or discarded by someone else meanwhile
+	failed   int // could not be replayed; they stay
+	lastFail string
 	finished time.Time
 	err      string
 }
 
 // bulkRow is a bulk action as the page shows it.
 type bulkRow struct {
-	ID                int
-	Action, Handler   string
-	Since             time.Time
-	By                string
-	Done, Gone, Total int
-	Settled           int // done and gone
-	Started, Finished time.Time
-	Error             string
-	Rate              float64 // entries per second so far
-	Remaining         time.Duration
+	ID                      int
+	Action, Handler, Bridge string
+	Since                   time.Time
+	By                      string
+	Done, Gone, Total       int
+	Failed                  int    // entries that could not be replayed and stay
+	LastFailure             string // why the last of them failed
+	Settled                 int    // done and gone
+	Started, Finished       time.Time
+	Error                   string
+	Rate                    float64 // entries per second so far
+	Remaining               time.Duration
 }
 
 func (j *bulkJob) row() bulkRow {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	r := bulkRow{ID: j.ID, Action: j.Action, Handler: j.Handler, Since: j.Since, By: j.By, Done: j.done, Gone: j.gone, Total: j.Total,
+	r := bulkRow{ID: j.ID, Action: j.Action, Handler: j.Handler, Bridge: j.Bridge, Since: j.Since, By: j.By, Done: j.done, Gone: j.gone, Failed: j.failed, LastFailure: j.lastFail, Total: j.Total,
 		Started: j.Started, Finished: j.finished, Error: j.err}
 	end := j.finished
 	if end.IsZero() {
 		end = time.Now()
 	}
-	r.Settled = j.done + j.gone
+	r.Settled = j.done + j.gone + j.failed
 	if took := end.Sub(j.Started).Seconds(); took > 0 {
-		r.Rate = float64(j.done+j.gone) / took
+		r.Rate = float64(r.Settled) / took
 	}
 	if r.Finished.IsZero() && r.Rate > 0 {
-		r.Remaining = time.Duration(float64(r.Total-r.Done-r.Gone) / r.Rate * float64(time.Second))
+		r.Remaining = time.Duration(float64(r.Total-r.Settled) / r.Rate * float64(time.Second))
 	}
 	return r
 }
@@ -91,13 +97,21 @@ type bulkJobs struct {
 	jobs []*bulkJob
 }
 
-// add starts keeping j, unless a bulk action on the same handler is
-// still running: then it returns that one.
+// target names what the job acts on, for messages.
+func (j *bulkJob) target() string {
+	if j.Bridge != "" {
+		return "bridge " + j.Bridge
+	}
+	return "handler " + j.Handler
+}
+
+// add starts keeping j, unless a bulk action on the same handler or
+// bridge is still running: then it returns that one.
 func (b *bulkJobs) add(j *bulkJob) (running *bulkJob) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, o := range b.jobs {
-		if o.Handler == j.Handler && o.running() {
+		if o.Handler == j.Handler && o.Bridge == j.Bridge && o.running() {
 			return o
 		}
 	}
@@ -117,14 +131,17 @@ func (b *bulkJobs) add(j *bulkJob) (running *bulkJob) {
 	return nil
 }
 
-// rows are the bulk actions, newest first.
-func (b *bulkJobs) rows() []bulkRow {
+// rows are the bulk actions on handlers' dead letters (bridges false) or
+// on bridges' (true), newest first.
+func (b *bulkJobs) rows(bridges bool) []bulkRow {
 	b.mu.Lock()
 	jobs := append([]*bulkJob(nil), b.jobs...)
 	b.mu.Unlock()
 	out := make([]bulkRow, 0, len(jobs))
 	for i := len(jobs) - 1; i >= 0; i-- {
-		out = append(out, jobs[i].row())
+		if (jobs[i].Bridge != "") == bridges {
+			out = append(out, jobs[i].row())
+		}
 	}
 	return out
 }
@@ -223,12 +240,24 @@ func (d *Dashboard) bulkAction(w http.ResponseWriter, r *http.Request) {
 	}
 	job := &bulkJob{Action: action, Handler: handler, Since: since, By: actor(r.Context()), Total: len(ids), Started: time.Now()}
 	if other := d.bulk.add(job); other != nil {
-		d.fail(w, r, http.StatusConflict, fmt.Sprintf("a %s of handler %s's dead letters is under way (bulk action %d, started %s by %s)", other.Action, handler, other.ID, when(other.Started), other.By),
-			"wait for it to finish on the dead letters page, then start this one again")
+		d.busy(w, r, other)
 		return
 	}
 	d.logAction(r, "dlq."+action+"-all", handler, nil, "entries", len(ids), "since", sinceText, "job", job.ID)
-	go d.runBulk(context.WithoutCancel(r.Context()), job, ids)
+	act := d.n.DLQ().Replay
+	if action == "discard" {
+		act = d.n.DLQ().Discard
+	}
+	go d.runBulk(context.WithoutCancel(r.Context()), job, len(ids), func(ctx context.Context, i int) (stepResult, error) {
+		err := act(ctx, ids[i])
+		switch {
+		case err == nil:
+			return stepDone, nil
+		case hasCode(err, platform.CodeInvalidArgument): // replayed, handled or discarded meanwhile
+			return stepGone, nil
+		}
+		return stepStop, fmt.Errorf("%s %s: %w", action, ids[i], err)
+	})
 	verb := "Replaying"
 	if action == "discard" {
 		verb = "Discarding"
@@ -236,48 +265,67 @@ func (d *Dashboard) bulkAction(w http.ResponseWriter, r *http.Request) {
 	d.redirect(w, r, back+"#bulk-"+strconv.Itoa(job.ID), fmt.Sprintf("%s %d dead letters of %s: the progress is below.", verb, len(ids), which))
 }
 
-// runBulk replays or discards the entries, stopping at the first error
-// that is not the entry having gone meanwhile; it logs the outcome.
-func (d *Dashboard) runBulk(ctx context.Context, j *bulkJob, ids []durable.ID) {
-	act := d.n.DLQ().Replay
-	if j.Action == "discard" {
-		act = d.n.DLQ().Discard
-	}
-	var failed error
-	for i, id := range ids {
+// busy refuses a bulk action while another on the same target runs.
+func (d *Dashboard) busy(w http.ResponseWriter, r *http.Request, other *bulkJob) {
+	d.fail(w, r, http.StatusConflict, fmt.Sprintf("a %s of %s's dead letters is under way (bulk action %d, started %s by %s)", other.Action, other.target(), other.ID, when(other.Started), other.By),
+		"wait for it to finish on the dead letters page, then start this one again")
+}
+
+// stepResult is what became of one entry of a bulk action.
+type stepResult int
+
+const (
+	stepDone   stepResult = iota // replayed or discarded
+	stepGone                     // replayed, handled or discarded by someone else meanwhile
+	stepFailed                   // this entry could not be replayed and stays; the job goes on
+	stepStop                     // the job cannot go on (the store, the node)
+)
+
+// runBulk replays or discards the job's n entries in turn, each by step;
+// it stops at the first stepStop and logs the outcome.
+func (d *Dashboard) runBulk(ctx context.Context, j *bulkJob, n int, step func(ctx context.Context, i int) (stepResult, error)) {
+	var stopped error
+	for i := range n {
 		if hook := bulkStepHook.Load(); hook != nil {
 			(*hook)()
 		}
 		if d.n.Conn().IsClosed() {
-			failed = fmt.Errorf("the node stopped after %d of %d entries: start the action again for the rest", i, len(ids))
+			stopped = fmt.Errorf("the node stopped after %d of %d entries: start the action again for the rest", i, n)
 			break
 		}
 		stepCtx, cancel := context.WithTimeout(ctx, bulkStepTimeout)
-		err := act(stepCtx, id)
+		result, err := step(stepCtx, i)
 		cancel()
 		j.mu.Lock()
-		switch {
-		case err == nil:
+		switch result {
+		case stepDone:
 			j.done++
-		case hasCode(err, platform.CodeInvalidArgument): // replayed, handled or discarded meanwhile
+		case stepGone:
 			j.gone++
+		case stepFailed:
+			j.failed++
+			j.lastFail = err.Error()
 		}
 		j.mu.Unlock()
-		if err != nil && !hasCode(err, platform.CodeInvalidArgument) {
-			failed = fmt.Errorf("%s %s: %w (%d of %d entries done: start the action again for the rest)", j.Action, id, err, i, len(ids))
+		if result == stepStop {
+			stopped = fmt.Errorf("%w (%d of %d entries done: start the action again for the rest)", err, i, n)
 			break
 		}
 	}
 	j.mu.Lock()
 	j.finished = time.Now()
-	if failed != nil {
-		j.err = failed.Error()
+	if stopped != nil {
+		j.err = stopped.Error()
 	}
-	done, gone := j.done, j.gone
+	done, gone, failed := j.done, j.gone, j.failed
 	j.mu.Unlock()
-	args := []any{"action", "dlq." + j.Action + "-all", "target", j.Handler, "by", j.By, "job", j.ID, "done", done, "gone", gone, "total", j.Total}
-	if failed != nil {
-		d.log.Warn("dashboard: bulk action failed", append(args, "err", failed)...)
+	action := "dlq." + j.Action + "-all"
+	if j.Bridge != "" {
+		action = "bridge-" + action
+	}
+	args := []any{"action", action, "target", j.target(), "by", j.By, "job", j.ID, "done", done, "gone", gone, "failed", failed, "total", j.Total}
+	if stopped != nil {
+		d.log.Warn("dashboard: bulk action failed", append(args, "err", stopped)...)
 		return
 	}
 	d.log.Info("dashboard: bulk action finished", args...)

@@ -68,7 +68,11 @@
 // dead letters page. An entry gone meanwhile is skipped; another error
 // stops the action, saying how many were done. The start and the end
 // are logged with who asked. Bridges' dead letters (stream
-// LX_BRIDGES_DLQ) have no replay yet and are not listed. POSTs from other origins are refused
+// LX_BRIDGES_DLQ, bridges.DeadLetterQueue) have a page of their own
+// (/ui/bridge-dlq): each with its reason, message and payload, replay
+// (through the bridge, when this node runs it) and discard, one by one
+// and in bulk; a bulk replay goes on past a message that fails again
+// (it stays, counted). POSTs from other origins are refused
 // (http.CrossOriginProtection), so another web site cannot act through
 // an operator's browser.
 //

@@ -105,6 +105,15 @@ func (d *Dashboard) live(w http.ResponseWriter, r *http.Request) {
 			}
 			return d.parts("dlq", "dlq-live", data)
 		}
+	case "bridge-dlq":
+		bridge := q.Get("bridge")
+		render = func(ctx context.Context) ([]part, error) {
+			data, err := d.bridgeDeadLetters(ctx, bridge)
+			if err != nil {
+				return nil, err
+			}
+			return d.parts("bridgedlq", "bridgedlq-live", data)
+		}
 	case "sagas":
 		render = func(ctx context.Context) ([]part, error) {
 			data, err := d.sagaSummary(ctx)
@@ -133,7 +142,7 @@ func (d *Dashboard) live(w http.ResponseWriter, r *http.Request) {
 		defer stop()
 		every = 5 * every // the subscription wakes it; polling is the fallback
 	default:
-		http.Error(w, fmt.Sprintf("400 Bad Request: view=%q: use overview, projections, dlq, sagas, consumers or aggregate", view), http.StatusBadRequest)
+		http.Error(w, fmt.Sprintf("400 Bad Request: view=%q: use overview, projections, dlq, bridge-dlq, sagas, consumers or aggregate", view), http.StatusBadRequest)
 		return
 	}
 	h := w.Header()
