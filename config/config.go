@@ -16,6 +16,7 @@ type Config struct {
 	Logging     Logging     `koanf:"logging"`
 	HTTP        HTTP        `koanf:"http"`
 	Encryption  Encryption  `koanf:"encryption"`
+	Example     Example     `koanf:"example"`
 	// Bridges to run (config/bridges.go): a list in the YAML file only,
 	// with no environment variables.
 	Bridges []Bridge `koanf:"bridges"`
@@ -189,6 +190,26 @@ type HTTP struct {
 	Token string `koanf:"token" redact:"all"`
 }
 
+// Example configures the example domain lexigram serve installs
+// (examples/orders); serve's --example, --postgres and --postgres-schema
+// override it.
+type Example struct {
+	// Name is "orders" (the default) or "none".
+	Name string `koanf:"name"`
+	// PostgresURL, when set, also keeps the example's order summaries in
+	// this PostgreSQL database (postgres://user:password@host:5432/db).
+	PostgresURL string `koanf:"postgres_url" redact:"userinfo"`
+	// PostgresSchema is where readers find the summaries' views. Default
+	// "public".
+	PostgresSchema string `koanf:"postgres_schema"`
+}
+
+// The example domains Example.Name may name.
+const (
+	ExampleOrders = "orders"
+	ExampleNone   = "none"
+)
+
 // Default returns the configuration used for everything the file and the
 // environment leave unset.
 func Default() Config {
@@ -201,6 +222,7 @@ func Default() Config {
 				DataDir: "./data",
 			},
 		},
+		Example: Example{Name: ExampleOrders, PostgresSchema: "public"},
 		Store: Store{
 			Stream:            "EVENTS",
 			SubjectPrefix:     "events",

@@ -204,6 +204,7 @@ logging:
 	t.Setenv("LEXIGRAM_NATS_TLS_INSECURE_SKIP_VERIFY", "true")
 	t.Setenv("LEXIGRAM_STORE_MAX_BYTES", "-1")
 	t.Setenv("LEXIGRAM_SNAPSHOTS_EVERY_EVENTS", "0")
+	t.Setenv("LEXIGRAM_EXAMPLE_POSTGRES_URL", "postgres://127.0.0.1:5432/test")
 	t.Setenv(ConfigFileEnv, path) // reserved: must not be an unknown setting
 
 	c := mustLoad(t, path)
@@ -221,6 +222,8 @@ logging:
 		{"store.max_bytes", c.Store.MaxBytes, int64(-1)},
 		{"snapshots.every_events", c.Snapshots.EveryEvents, 0},
 		{"logging.level (file only)", c.Logging.Level, "debug"},
+		{"example.postgres_url", c.Example.PostgresURL, "postgres://127.0.0.1:5432/test"},
+		{"example.name (default)", c.Example.Name, "orders"},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {

@@ -52,6 +52,7 @@ func (c Config) Validate() error {
 	c.Logging.validate(&p)
 	c.HTTP.validate(&p)
 	c.Encryption.validate(&p)
+	c.Example.validate(&p)
 	validateBridges(c.Bridges, c.Store, &p)
 	return errors.Join(p...)
 }
@@ -248,6 +249,24 @@ func (h HTTP) validate(p *problems) {
 	_, port, err := net.SplitHostPort(h.Addr)
 	if _, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil {
 		p.add("http.addr", strconv.Quote(h.Addr), `is not host:port: use e.g. "127.0.0.1:8080" or ":8080"`)
+	}
+}
+
+func (e Example) validate(p *problems) {
+	if e.Name != ExampleOrders && e.Name != ExampleNone {
+		p.add("example.name", strconv.Quote(e.Name), `is not an example domain: use "orders" (the default) or "none"`)
+	}
+	if e.PostgresURL == "" {
+		return
+	}
+	if u, err := url.Parse(e.PostgresURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		p.add("example.postgres_url", strconv.Quote(redactURL(e.PostgresURL)), "is not a PostgreSQL URL: use postgres://user:password@host:5432/database")
+	}
+	if e.Name == ExampleNone {
+		p.add("example.postgres_url", strconv.Quote(redactURL(e.PostgresURL)), `is for the example's read model, and example.name is "none": drop it, or set example.name to "orders"`)
+	}
+	if e.PostgresSchema == "" || strings.ContainsAny(e.PostgresSchema, " .\"\t") {
+		p.add("example.postgres_schema", strconv.Quote(e.PostgresSchema), `is not a schema name: use letters, digits and '_', e.g. "public"`)
 	}
 }
 

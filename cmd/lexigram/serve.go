@@ -39,9 +39,6 @@ func serveCommand() *cobra.Command {
 		Short: "Start the node: NATS (embedded unless --nats-url), the event store, the example Orders domain, the HTTP API, /healthz and /metrics",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkExample(example); err != nil {
-				return err
-			}
 			if configPath == "" {
 				configPath = os.Getenv(config.ConfigFileEnv)
 			}
@@ -55,28 +52,41 @@ func serveCommand() *cobra.Command {
 			if httpAddr != "" {
 				cfg.HTTP.Addr = httpAddr
 			}
+			flags := cmd.Flags()
+			if flags.Changed("example") {
+				if err := checkExample(example); err != nil {
+					return err
+				}
+				cfg.Example.Name = example
+			}
+			if flags.Changed("postgres") {
+				cfg.Example.PostgresURL = postgres
+			}
+			if flags.Changed("postgres-schema") {
+				cfg.Example.PostgresSchema = postgresSchema
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			return serveWith(ctx, cfg, cfg.Logging.NewLogger(cmd.ErrOrStderr()),
-				serveOptions{Example: example, Postgres: postgres, PostgresSchema: postgresSchema, Banner: cmd.ErrOrStderr()})
+				serveOptions{Example: cfg.Example.Name, Postgres: cfg.Example.PostgresURL, PostgresSchema: cfg.Example.PostgresSchema, Banner: cmd.ErrOrStderr()})
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML configuration file (default $"+config.ConfigFileEnv+")")
 	cmd.Flags().StringVar(&natsURL, "nats-url", "", "connect to this NATS server instead of starting the embedded one")
 	cmd.Flags().StringVar(&httpAddr, "http-addr", "", "listen address for /healthz and /metrics (default 127.0.0.1:8080)")
-	cmd.Flags().StringVar(&example, "example", exampleOrders, `the example domain to install: "orders" (orders, their summary, fulfilment saga and audit log) or "none"`)
-	cmd.Flags().StringVar(&postgres, "postgres", "", "also keep the example's order summaries in this PostgreSQL database (postgres://user@host:5432/db)")
-	cmd.Flags().StringVar(&postgresSchema, "postgres-schema", "public", "the schema of the example's order_summary and order_line views, with --postgres")
+	cmd.Flags().StringVar(&example, "example", exampleOrders, `the example domain to install: "orders" (orders, their summary, fulfilment saga and audit log) or "none" (config example.name)`)
+	cmd.Flags().StringVar(&postgres, "postgres", "", "also keep the example's order summaries in this PostgreSQL database (postgres://user@host:5432/db; config example.postgres_url)")
+	cmd.Flags().StringVar(&postgresSchema, "postgres-schema", "public", "the schema of the example's order_summary and order_line views, with --postgres (config example.postgres_schema)")
 	return cmd
 }
 
 // The example domains `serve --example` installs.
 const (
-	exampleOrders = "orders"
-	exampleNone   = "none"
+	exampleOrders = config.ExampleOrders
+	exampleNone   = config.ExampleNone
 )
 
 func checkExample(name string) error {
@@ -110,7 +120,7 @@ func serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, so serv
 	var pg *pgxpool.Pool
 	if so.Postgres != "" {
 		if so.Example != exampleOrders {
-			return fmt.Errorf("--postgres is for the example's read model, and --example is %q: drop --postgres, or use --example=%s", so.Example, exampleOrders)
+			return fmt.Errorf("--postgres (example.postgres_url) is for the example's read model, and --example (example.name) is %q: drop --postgres, or use --example=%s", so.Example, exampleOrders)
 		}
 		var err error
 		if pg, err = openPostgres(ctx, so.Postgres); err != nil {
@@ -238,13 +248,13 @@ func openPostgres(ctx context.Context, rawURL string) (*pgxpool.Pool, error) {
 	}
 	pool, err := pgxpool.New(ctx, rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("--postgres %s: %w: give a URL such as postgres://user@127.0.0.1:5432/db", shown, err)
+		return nil, fmt.Errorf("--postgres (example.postgres_url) %s: %w: give a URL such as postgres://user@127.0.0.1:5432/db", shown, err)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := pool.Ping(pingCtx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("--postgres %s: %w: check that PostgreSQL runs there and takes this user, or drop --postgres", shown, err)
+		return nil, fmt.Errorf("--postgres (example.postgres_url) %s: %w: check that PostgreSQL runs there and takes this user, or drop --postgres and example.postgres_url", shown, err)
 	}
 	return pool, nil
 }

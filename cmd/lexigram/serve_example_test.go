@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -266,6 +267,32 @@ func TestServeExampleFlag(t *testing.T) {
 	err = serveWith(context.Background(), config.Default(), quietLog(), serveOptions{Example: exampleNone, Postgres: "postgres://127.0.0.1/x"})
 	if err == nil || !strings.Contains(err.Error(), "--postgres") {
 		t.Fatalf("--postgres without the example: got %v, want an error saying so", err)
+	}
+
+	// The same settings from the configuration file, whose password
+	// never shows.
+	path := filepath.Join(t.TempDir(), "lexigram.yaml")
+	if err := os.WriteFile(path, []byte("example:\n  name: none\n  postgres_url: postgres://u:s3cret@127.0.0.1/x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd = serveCommand()
+	cmd.SetArgs([]string{"--config", path})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	err = cmd.Execute()
+	if err == nil || !strings.Contains(err.Error(), "example.postgres_url") || !strings.Contains(err.Error(), `example.name is "none"`) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("example.postgres_url with example.name none in the file: got %v, want an error naming both, without the password", err)
+	}
+	// A flag wins over the file.
+	if err := os.WriteFile(path, []byte("example:\n  name: orders\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd = serveCommand()
+	cmd.SetArgs([]string{"--config", path, "--example=shop"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), `--example "shop"`) {
+		t.Fatalf("--example=shop over the file: got %v", err)
 	}
 }
 
