@@ -150,7 +150,9 @@ func (a *appendOp) start(ctx context.Context) (base tail, res platform.AppendRes
 func (a *appendOp) send(ctx context.Context, base tail) (platform.AppendResult, error) {
 	backoff := firstBackoff
 	for attempt := 1; ; attempt++ {
-		res, err := a.publish(ctx, base)
+		attemptCtx, cancel := a.s.attempt(ctx)
+		res, err := a.publish(attemptCtx, base)
+		cancel()
 		if err == nil {
 			return res, nil
 		}

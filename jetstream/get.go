@@ -18,11 +18,29 @@ type msgRequest struct {
 	NextFor string `json:"next_by_subj,omitempty"`
 }
 
-// getMsg reads one message. On a replicated stream it asks the stream
-// leader: a direct get may be answered by a follower that is behind, and
-// the append path must not mistake an old view for a conflict. On R1 the
-// direct get is the same answer, cheaper.
+// getAttempts bounds how often getMsg asks again after an answer that
+// did not come within Options.AttemptTimeout.
+const getAttempts = 3
+
+// getMsg reads one message, asking again when an answer does not come
+// within Options.AttemptTimeout (lost with a cut connection) while ctx
+// allows.
 func (s *EventStore) getMsg(ctx context.Context, req msgRequest) (*jetstream.RawStreamMsg, error) {
+	for try := 1; ; try++ {
+		attemptCtx, cancel := s.attempt(ctx)
+		m, err := s.getMsgOnce(attemptCtx, req)
+		cancel()
+		if err == nil || try == getAttempts || ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			return m, err
+		}
+	}
+}
+
+// getMsgOnce reads one message. On a replicated stream it asks the
+// stream leader: a direct get may be answered by a follower that is
+// behind, and the append path must not mistake an old view for a
+// conflict. On R1 the direct get is the same answer, cheaper.
+func (s *EventStore) getMsgOnce(ctx context.Context, req msgRequest) (*jetstream.RawStreamMsg, error) {
 	if s.opts.Replicas == 1 {
 		if req.LastFor != "" {
 			return s.stream.GetLastMsgForSubject(ctx, req.LastFor)

@@ -47,7 +47,9 @@ func (c *committer) commit(group []*pending, precheck bool) {
 			c.answer(p, outcome{res: res, err: err})
 			return
 		}
-		err := c.publish(ctx, open)
+		attemptCtx, cancel := c.s.attempt(ctx)
+		err := c.publish(attemptCtx, open)
+		cancel()
 		if err == nil {
 			c.groups.Add(1)
 			c.grouped.Add(uint64(len(open)))

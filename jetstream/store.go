@@ -58,6 +58,12 @@ type Options struct {
 	// remembers none: each append at an exact revision then reads the
 	// event it builds on first.
 	ChainCache int
+	// AttemptTimeout bounds one request of an append or a single-message
+	// read to the server, within the caller's deadline: an answer lost
+	// with a cut connection is asked for again (safely: a resent append
+	// is recognised) instead of waited for until the caller gives up.
+	// 0: the JetStream context's default timeout (5s unless set).
+	AttemptTimeout time.Duration
 }
 
 // EventStore is a platform.EventStore on a JetStream stream.
@@ -91,6 +97,9 @@ type Capabilities struct {
 // configuration contradicts what an event store needs.
 func New(ctx context.Context, js jetstream.JetStream, opts Options) (*EventStore, error) {
 	opts = withDefaults(opts)
+	if opts.AttemptTimeout <= 0 {
+		opts.AttemptTimeout = js.Options().DefaultTimeout
+	}
 	if err := validate(opts); err != nil {
 		return nil, err
 	}
@@ -118,6 +127,12 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*EventStore
 		"replicas", opts.Replicas, "storage", opts.Storage.String(), "group_commit", s.group != nil,
 		"durability", s.Durability().String(), "durability_level", s.Durability().Level())
 	return s, nil
+}
+
+// attempt bounds one request to the server by Options.AttemptTimeout
+// within ctx.
+func (s *EventStore) attempt(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opts.AttemptTimeout)
 }
 
 // Capabilities reports what the server supports.

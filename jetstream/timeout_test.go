@@ -29,6 +29,7 @@ type gateProxy struct {
 	cond    *sync.Cond
 	held    bool
 	trigger []byte // hold from the chunk containing this on
+	clients []net.Conn
 }
 
 func newGateProxy(t *testing.T, target string) *gateProxy {
@@ -69,12 +70,28 @@ func (p *gateProxy) release() {
 	p.cond.Broadcast()
 }
 
+// cut closes the client connections, dropping what is held: what the
+// server sent them is lost, as when a network cut takes a reply with it.
+func (p *gateProxy) cut() {
+	p.mu.Lock()
+	for _, c := range p.clients {
+		c.Close()
+	}
+	p.clients = nil
+	p.held, p.trigger = false, nil
+	p.mu.Unlock()
+	p.cond.Broadcast()
+}
+
 func (p *gateProxy) serve() {
 	for {
 		client, err := p.ln.Accept()
 		if err != nil {
 			return
 		}
+		p.mu.Lock()
+		p.clients = append(p.clients, client)
+		p.mu.Unlock()
 		server, err := net.Dial("tcp", p.target)
 		if err != nil {
 			client.Close()
@@ -190,6 +207,72 @@ func testTimedOutAppend(t *testing.T, serverURL string, replicas int) {
 	info, _ := stream.Info(ctx)
 	if info.State.Msgs != 5 {
 		t.Fatalf("R%d: %d messages stored, want 5: a resend stored a copy", replicas, info.State.Msgs)
+	}
+}
+
+// TestLostAnswerIsAskedAgain: the append lands but the connection is
+// cut before its answer arrives, under a caller's deadline much longer
+// than the store's AttemptTimeout. The store asks again on the new
+// connection after AttemptTimeout, instead of waiting out the caller's
+// deadline, and reports the append stored once.
+func TestLostAnswerIsAskedAgain(t *testing.T) {
+	s := embeddedtest.Server(t)
+	proxy := newGateProxy(t, strings.TrimPrefix(s.ClientURL(), "nats://"))
+	nc, err := nats.Connect(proxy.url(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc) // the default timeout: 5s
+	st, err := lxjs.New(t.Context(), js, lxjs.Options{Registry: testRegistry(), AttemptTimeout: 300 * time.Millisecond, Logger: embeddedtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(obs.Close)
+	ojs, _ := jetstream.New(obs)
+	stream, _ := ojs.Stream(t.Context(), st.StreamName())
+
+	id := platform.StreamID{Type: "order", ID: "cut"}
+	first, err := st.Append(t.Context(), id, platform.NoStream(), events(orderPlaced{"c"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const callerDeadline = 2 * time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), callerDeadline)
+	defer cancel()
+	proxy.holdOn(`"stream":"` + st.StreamName() + `"`) // the publish acknowledgement
+	type result struct {
+		res platform.AppendResult
+		err error
+	}
+	done := make(chan result, 1)
+	began := time.Now()
+	go func() {
+		res, err := st.Append(ctx, id, platform.ExactRevision(first.Revision()), events(itemAdded{SKU: "x", Qty: 1}))
+		done <- result{res, err}
+	}()
+	waitUntil(t, 10*time.Second, func() bool {
+		info, err := stream.Info(t.Context())
+		return err == nil && info.State.LastSeq >= first.LastPosition+1
+	})
+	proxy.cut()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("the append landed, its answer was lost with the connection, and the store reported %v", r.err)
+		}
+		if r.res.FirstVersion != first.LastVersion+1 || r.res.LastPosition != first.LastPosition+1 {
+			t.Fatalf("result %+v, want version %d at position %d", r.res, first.LastVersion+1, first.LastPosition+1)
+		}
+	case <-time.After(callerDeadline / 2):
+		t.Fatalf("the append still waits %s after its answer was lost: it waits out the caller's deadline instead of asking again", time.Since(began).Round(time.Second))
+	}
+	if info, _ := stream.Info(t.Context()); info.State.Msgs != 2 {
+		t.Fatalf("%d messages stored, want 2: asking again stored a copy", info.State.Msgs)
 	}
 }
 
