@@ -20,4 +20,7 @@
 //     processes standing by follow its progress ([ProgressRelay]).
 //   - [Manager.WaitFor] waits, without polling, until a projection has
 //     applied a position: read-your-writes after a command.
+//   - A [Stub] runs projections in users' unit tests without NATS: the
+//     same Manager on in-memory stores, where Given returns once every
+//     projection has applied the events it appends.
 package projections

@@ -60,7 +60,7 @@ func (m *Manager) advance(ctx context.Context, id string, started *Instance) res
 		m.log.WarnContext(ctx, "sagas: an instance of a type this manager does not know; left for one that does", "id", id, "type", in.Type)
 		return rest{retryIn: m.opts.AckWait}
 	}
-	now := time.Now()
+	now := m.now()
 	if in.Owner != "" && in.Owner != m.id && now.Before(in.LeaseUntil) {
 		return rest{retryIn: in.LeaseUntil.Sub(now) + conflictRetry}
 	}
@@ -108,7 +108,7 @@ func restingOf(in *Instance) resting {
 // delivered to another process); ok is false when another process moved
 // it.
 func (s *stepper) save(ctx context.Context, resting bool) (ok bool, r rest) {
-	now := time.Now().UTC()
+	now := s.m.now().UTC()
 	s.in.Updated = now
 	s.in.Owner, s.in.LeaseUntil = s.m.id, now.Add(s.m.opts.AckWait)
 	if resting || s.in.State.Finished() || s.in.State.Stuck() {
@@ -119,9 +119,9 @@ func (s *stepper) save(ctx context.Context, resting bool) (ok bool, r rest) {
 		switch {
 		case err == nil:
 			s.in.Revision, s.stored, s.saved = rev, s.in.Updated, restingOf(&s.in)
-			if s.cancelTimer && s.m.timers != nil && !s.m.keepTimers {
+			if s.cancelTimer && s.m.alarms != nil && !s.m.keepTimers {
 				s.cancelTimer = false
-				if err := s.m.timers.cancel(ctx, &s.in); err != nil {
+				if err := s.m.alarms.cancel(ctx, &s.in); err != nil {
 					s.m.log.DebugContext(ctx, "sagas: cancel a timer; its fire will be found stale", "id", s.in.ID, "error", err)
 				}
 			}
@@ -198,13 +198,16 @@ func (s *stepper) run(ctx context.Context) rest {
 }
 
 // wait handles a wait step: it takes the first event in the inbox that
-// the wait is for, or times the saga out when the deadline has passed, or
-// rests until one of them comes (with a durable timer for the deadline).
+// the wait is for, if it came before the deadline, or times the saga out
+// when the deadline has passed, or rests until one of them comes (with a
+// durable timer for the deadline). An event that came after the deadline
+// but before the timer fired (timers fire late) times the saga out, as
+// it would have had the timer fired on time.
 func (s *stepper) wait(ctx context.Context) (r rest, done bool) {
 	in := &s.in
 	st := s.k.steps[in.Step]
 	for {
-		if i := s.inboxIndex(st.wait.kind); i >= 0 {
+		if i := s.inboxIndex(st.wait.kind); i >= 0 && s.inTime(i) {
 			return s.try(ctx, false, i)
 		}
 		if s.overdue() {
@@ -215,19 +218,19 @@ func (s *stepper) wait(ctx context.Context) (r rest, done bool) {
 			return rest{}, false
 		}
 		if st.within > 0 && in.Due.IsZero() {
-			in.Due = time.Now().Add(st.within).UTC()
+			in.Due = s.m.now().Add(st.within).UTC()
 		}
 		in.Attempt = 0
 		if unchanged := restingOf(in); unchanged.owner != "" || unchanged != s.saved {
 			if ok, r := s.save(ctx, true); !ok {
 				return r, true
 			}
-			if s.inboxIndex(st.wait.kind) >= 0 {
+			if i := s.inboxIndex(st.wait.kind); i >= 0 && s.inTime(i) {
 				continue // an event came while saving
 			}
 		}
-		if due := in.due(); !due.IsZero() && s.m.timers != nil {
-			if err := s.m.timers.schedule(ctx, in, due); err != nil {
+		if due := in.due(); !due.IsZero() && s.m.alarms != nil {
+			if err := s.m.alarms.schedule(ctx, in, due); err != nil {
 				s.m.log.WarnContext(ctx, "sagas: set a timer; retrying", "id", in.ID, "error", err)
 				return rest{retryIn: time.Second}, true
 			}
@@ -246,10 +249,17 @@ func (s *stepper) inboxIndex(kind string) int {
 	return -1
 }
 
+// inTime reports whether the inbox's event at i came before the
+// instance's deadline.
+func (s *stepper) inTime(i int) bool {
+	due, at := s.in.due(), s.in.Inbox[i].At
+	return due.IsZero() || at.IsZero() || at.Before(due)
+}
+
 // overdue reports whether the instance's deadline has passed.
 func (s *stepper) overdue() bool {
 	due := s.in.due()
-	return !due.IsZero() && !time.Now().Before(due)
+	return !due.IsZero() && !s.m.now().Before(due)
 }
 
 // timeOut moves the instance, past its deadline, to TimedOut.
@@ -261,7 +271,7 @@ func (s *stepper) timeOut() {
 		what = "the saga, at step " + st.name + ","
 	}
 	in.Error = fmt.Sprintf("%s: %s timed out: its deadline was %s", platform.CodeSagaExecution, what, in.due().Format(time.RFC3339Nano))
-	in.History = append(in.History, StepRecord{Step: st.name, Attempt: in.Attempt, Started: time.Now().UTC(), Outcome: "timed out", Error: in.Error})
+	in.History = append(in.History, StepRecord{Step: st.name, Attempt: in.Attempt, Started: s.m.now().UTC(), Outcome: "timed out", Error: in.Error})
 	in.State, in.Attempt = TimedOut, 0
 	if st.wait != nil {
 		s.leaveWait()
@@ -284,7 +294,7 @@ func (s *stepper) try(ctx context.Context, compensating bool, event int) (r rest
 	in := &s.in
 	st := s.k.steps[in.Step]
 	if !compensating && st.wait == nil && st.within > 0 && in.Due.IsZero() {
-		in.Due = time.Now().Add(st.within).UTC()
+		in.Due = s.m.now().Add(st.within).UTC()
 	}
 	if !s.counted {
 		in.Attempt++
@@ -300,7 +310,7 @@ func (s *stepper) try(ctx context.Context, compensating bool, event int) (r rest
 	env := stepEnv{
 		id: in.ID, sagaType: in.Type, key: in.Key, step: st.name, compensating: compensating,
 		attempt: in.Attempt, correlationID: in.CorrelationID,
-		services: s.m.opts.Services, commands: s.m.opts.Commands,
+		services: s.m.opts.Services, commands: s.m.opts.Commands, sink: s.m.sink,
 	}
 	var received Received
 	if event >= 0 {
@@ -309,13 +319,15 @@ func (s *stepper) try(ctx context.Context, compensating bool, event int) (r rest
 	}
 	stepCtx, cancel := ctx, context.CancelFunc(func() {})
 	if due := in.due(); !compensating && st.wait == nil && !due.IsZero() {
-		stepCtx, cancel = context.WithDeadline(ctx, due)
+		// A timeout from the manager's clock, which a Stub's fake clock
+		// may have put anywhere relative to the real one.
+		stepCtx, cancel = context.WithTimeout(ctx, due.Sub(s.m.now()))
 	}
 	stepCtx, span := s.m.startSpan(stepCtx, in, st.name, compensating)
-	began := time.Now()
+	began := s.m.now()
 	data, err := call(stepCtx, fn, env, in.Data)
 	cancel()
-	rec := StepRecord{Step: st.name, Compensation: compensating, Attempt: in.Attempt, Started: began.UTC(), Took: time.Since(began), Outcome: "ok", Event: received.Position}
+	rec := StepRecord{Step: st.name, Compensation: compensating, Attempt: in.Attempt, Started: began.UTC(), Took: s.m.now().Sub(began), Outcome: "ok", Event: received.Position}
 	defer func() {
 		endSpan(span, rec)
 		s.m.opts.Metrics.step(in.Type, st.name, rec.Outcome, rec.Took)
@@ -370,7 +382,7 @@ func (s *stepper) try(ctx context.Context, compensating bool, event int) (r rest
 		delay := s.m.opts.Retry.delay(in.Attempt)
 		if due := in.due(); !compensating && st.wait == nil && !due.IsZero() {
 			// The retry's delivery finds the deadline passed.
-			delay = min(delay, time.Until(due)+conflictRetry)
+			delay = min(delay, due.Sub(s.m.now())+conflictRetry)
 		}
 		return rest{retryIn: max(delay, conflictRetry)}, true
 	}
@@ -417,7 +429,7 @@ func describe(in *Instance, step string, compensating bool, err error) string {
 
 // park saves an instance that cannot be run as Parked, with why.
 func (m *Manager) park(ctx context.Context, in Instance, why error) {
-	in.State, in.Error, in.Updated = Parked, why.Error(), time.Now().UTC()
+	in.State, in.Error, in.Updated = Parked, why.Error(), m.now().UTC()
 	in.Owner, in.LeaseUntil = "", time.Time{}
 	if _, err := m.store.Save(ctx, in); err != nil {
 		m.log.WarnContext(ctx, "sagas: could not park an instance", "id", in.ID, "error", err)

@@ -25,6 +25,7 @@ type stepEnv struct {
 	correlationID           string
 	services                any
 	commands                *handlers.CommandBus
+	sink                    commandSink // set: takes the commands instead of commands (a Stub)
 	sent                    int
 	event                   json.RawMessage // the event a wait takes
 }
@@ -63,6 +64,17 @@ func (e *stepEnv) Services() any { return e.services }
 // again after a crash gets the first run's result instead of applying the
 // command twice.
 func (e *stepEnv) Send(ctx context.Context, cmd any) (handlers.CommandResult, error) {
+	if e.sink != nil {
+		e.sent++
+		key := e.idempotencyKey(e.sent)
+		ctx = platform.WithCorrelationID(ctx, e.correlationID)
+		ctx = platform.WithCausationID(ctx, e.id)
+		ctx = handlers.WithIdempotencyKey(ctx, key)
+		return e.sink(ctx, SentCommand{
+			Instance: e.id, SagaType: e.sagaType, Key: e.key, Step: e.step, Compensation: e.compensating,
+			Attempt: e.attempt, IdempotencyKey: key, Command: cmd,
+		})
+	}
 	if e.commands == nil {
 		return handlers.CommandResult{}, platform.Errorf(platform.CodeInvalidArgument,
 			"saga %s step %s: Send needs a command bus: set sagas.Options.Commands", e.id, e.step)
@@ -82,3 +94,21 @@ func (e *stepEnv) idempotencyKey(n int) string {
 	}
 	return "saga." + e.id + "." + e.step + "." + phase + "." + strconv.Itoa(n)
 }
+
+// SentCommand is a command a step sent, as a Stub records it.
+type SentCommand struct {
+	Instance     string // the instance's ID
+	SagaType     string
+	Key          string // the instance's association key
+	Step         string
+	Compensation bool // sent by the step's compensation
+	Attempt      int  // the run of the action or compensation that sent it
+	// IdempotencyKey is the key Send gave it: the same in every run of
+	// the step, so a bus with handlers.Idempotency applies it once.
+	IdempotencyKey string
+	Command        any
+	Err            error // what dispatching it returned
+}
+
+// commandSink takes a step's command in place of the command bus.
+type commandSink func(ctx context.Context, c SentCommand) (handlers.CommandResult, error)

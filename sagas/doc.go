@@ -82,7 +82,17 @@
 // when one starts. The schedule's time has milliseconds, rounded up (not
 // nats.go's whole seconds), and the server's schedule timer has a floor
 // of about 250 ms: a timeout comes a few to about 250 ms late, never
-// early (docs/benchmarks.md, saga.timeout.lateness).
+// early (docs/benchmarks.md, saga.timeout.lateness). The lateness does
+// not change outcomes: a delivered event keeps when it came
+// (Received.At), and a wait takes it only if that was before the
+// deadline, so an event that comes after it, before the late timer,
+// times the saga out as an on-time timer would have.
+//
+// A Stub (stub.go) runs saga types without NATS for users' unit tests:
+// the same steps, moved on by its queue, with events handed over by
+// Deliver and the timers on a fake clock that Advance moves; its
+// TimerFaults (simulate.Sim is one) make timers late or fire after
+// their cancel.
 //
 // On an older server, NewManager logs that durable timeouts need 2.12
 // and Register refuses a type whose waits have deadlines

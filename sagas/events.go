@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"time"
 
 	"github.com/lexigram/events/platform"
 )
@@ -111,6 +112,11 @@ type Received struct {
 	ID       string          `json:"id"`
 	Position uint64          `json:"position"`
 	Event    json.RawMessage `json:"event"`
+	// At is when it was delivered to the instance, by the manager's
+	// clock: a wait takes it only if it came before the wait's deadline,
+	// so that whether a saga times out does not depend on how late its
+	// timer fires. Zero in records kept before it was: taken as in time.
+	At time.Time `json:"at,omitzero"`
 }
 
 // waitsFor reports whether a wait at or after step from takes events of

@@ -118,7 +118,7 @@ func (m *Manager) deliver(ctx context.Context, k *kind, kind, key string, env pl
 				"id", in.ID, "type", k.name, "kept", maxInbox, "event", env.ID, "event_type", env.Type)
 			return nil
 		}
-		in.Inbox = append(in.Inbox, Received{Kind: kind, Type: env.Type, ID: env.ID, Position: env.Position, Event: body})
+		in.Inbox = append(in.Inbox, Received{Kind: kind, Type: env.Type, ID: env.ID, Position: env.Position, Event: body, At: m.now().UTC()})
 		// Updated is left as it was: a manager advancing the instance
 		// recognises a save that only added to the inbox by it, and
 		// merges instead of starting its step over.

@@ -142,6 +142,35 @@ type Manager struct {
 	timers                    *timers // nil until Run opens it, if a type needs it
 	tracer                    trace.Tracer
 	keepTimers                bool // tests: leave ended waits' timers to fire stale
+
+	// The seams a Stub drives the same steps through, without NATS (see
+	// stub.go); nil in a manager from NewManager.
+	//
+	// clock is what the steps take for now: the stub's fake clock.
+	clock func() time.Time
+	// alarms set and cancel the timers of waits with deadlines in place
+	// of the timer stream (m.timers).
+	alarms alarms
+	// mover moves instances on in place of the work stream.
+	mover func(ctx context.Context, in Instance, why string) error
+	// sink takes the commands steps send in place of Options.Commands.
+	sink commandSink
+}
+
+// alarms are a wait's timers: set for the due time (replacing the
+// instance's timer), and cancelled when the wait ends. The timer stream
+// is one (timers.go), a Stub's fake clock another.
+type alarms interface {
+	schedule(ctx context.Context, in *Instance, due time.Time) error
+	cancel(ctx context.Context, in *Instance) error
+}
+
+// now is the time the steps go by.
+func (m *Manager) now() time.Time {
+	if m.clock != nil {
+		return m.clock()
+	}
+	return time.Now()
 }
 
 // NewManager opens the work stream (creating it if needed) for a manager
@@ -224,7 +253,7 @@ func (m *Manager) Register(t SagaType) error {
 			"saga type %q waits with a deadline (Within or Deadline), and its durable timers are JetStream message schedules, which need nats-server 2.12 or newer; this server is %s: upgrade it, or define the type's waits without deadlines",
 			k.name, m.js.Conn().ConnectedServerVersion())
 	}
-	if k.listens() && m.opts.Events == nil {
+	if k.listens() && m.opts.Events == nil && m.mover == nil {
 		return platform.Errorf(platform.CodeInvalidArgument,
 			"saga type %q starts or waits on events, and sagas.Options.Events is nil: pass the event store (*jetstream.EventStore)", k.name)
 	}
@@ -260,7 +289,7 @@ func (m *Manager) Start(ctx context.Context, sagaType, key string, data any) (In
 	if err != nil {
 		return Instance{}, err
 	}
-	now := time.Now().UTC()
+	now := m.now().UTC()
 	// Created with its first run counted and leased to the start
 	// message, so that the manager that takes the message runs the first
 	// step without a write of its own.
@@ -352,7 +381,7 @@ func (m *Manager) listenAll(ctx context.Context, w *workers) error {
 					return err
 				}
 				m.mu.Lock()
-				m.timers = t
+				m.timers, m.alarms = t, t
 				m.mu.Unlock()
 			}
 			cc, err := m.consumeFires(ctx, k)

@@ -164,6 +164,13 @@ func (m *Manager) consumeFires(ctx context.Context, k *kind) (jetstream.ConsumeC
 func (m *Manager) onFire(ctx context.Context, k *kind, msg jetstream.Msg) error {
 	id := msg.Subject()[strings.LastIndexByte(msg.Subject(), '.')+1:]
 	generation, _ := strconv.ParseUint(msg.Headers().Get(timerGenerationHeader), 10, 64)
+	return m.fire(ctx, k, id, generation)
+}
+
+// fire wakes the instance with the ID, whose timer set at generation
+// fired, unless the wait it was set for has ended. A Stub's fake clock
+// fires its timers here too.
+func (m *Manager) fire(ctx context.Context, k *kind, id string, generation uint64) error {
 	in, err := m.store.Load(ctx, id)
 	switch {
 	case errors.Is(err, platform.ErrSagaNotFound), errors.Is(err, platform.ErrCorruptSaga):

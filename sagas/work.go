@@ -51,6 +51,9 @@ func ensureWorkStream(ctx context.Context, js jetstream.JetStream, o Options) (j
 
 // kick asks the managers to move the instance on.
 func (m *Manager) kick(ctx context.Context, in Instance, why string) error {
+	if m.mover != nil {
+		return m.mover(ctx, in, why)
+	}
 	err := kick(ctx, m.js, m.opts.SubjectPrefix, in, why)
 	if err != nil {
 		m.checkWork() // perhaps the server lost the stream

@@ -1,4 +1,4 @@
-// Package simulate tests users' handlers and projections under the
+// Package simulate tests users' handlers, projections and sagas under the
 // faults production gives them, deterministically from a seed.
 //
 // A durable consumer delivers at least once: an event can come twice in
@@ -30,9 +30,16 @@
 // faults and their odds are in Faults; the zero value gives each a fair
 // chance. LEXIGRAM_SIMULATE_SEED=N runs only seed N.
 //
-// What it does not simulate: timers (a saga's deadline firing late or
-// after its wait ended is handled by the saga engine, which tests it
-// against a real server), network partitions and a store losing
+// Sagas run in a sagas.Stub (the manager's own steps on a fake clock),
+// with the Sim as its TimerFaults: a wait's deadline fires late, and a
+// timer whose wait ended fires anyway, as the timer stream may do; the
+// engine must time a wait out once and ignore a stale fire. Deliver the
+// store's events to the stub's Deliver, and Duration gives a scenario
+// seeded times (when a reply comes, how far to move the clock).
+// examples/orders/simulate_test.go runs all of it over the example
+// domain's command handlers, projection and saga.
+//
+// What it does not simulate: network partitions and a store losing
 // acknowledged writes (the fault suite, `make test-faults`, covers the
 // platform's side of those).
 package simulate

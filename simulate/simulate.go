@@ -30,11 +30,23 @@ type Faults struct {
 	Crash     float64 // the process dies after the handler's effect, before the ack: delivered again
 	Fail      float64 // the handler's call times out before it runs: delivered again (a retry)
 	Conflict  float64 // an append meets a concurrency conflict (Store)
+	// LateTimer and FireCancelled are the faults of saga timers
+	// (sagas.StubOptions.Timers: a Sim is a sagas.TimerFaults): a timer
+	// fires up to MaxLate after it is due, and a timer whose wait ended
+	// (its cancel lost the race with the fire) fires anyway.
+	LateTimer     float64
+	FireCancelled float64
+	MaxLate       time.Duration // the most a late timer is late; 0: DefaultMaxLate
 }
+
+// DefaultMaxLate is how late a late timer can be when Faults.MaxLate is
+// 0: far past the server's schedule floor (about 250 ms), as when no
+// manager runs for a while.
+const DefaultMaxLate = 5 * time.Minute
 
 // Defaults are the odds Options' zero Faults take: each fault often
 // enough that 100 seeds meet all of them many times.
-var Defaults = Faults{Duplicate: 0.1, Redeliver: 0.1, Crash: 0.1, Fail: 0.05, Conflict: 0.2}
+var Defaults = Faults{Duplicate: 0.1, Redeliver: 0.1, Crash: 0.1, Fail: 0.05, Conflict: 0.2, LateTimer: 0.3, FireCancelled: 0.3}
 
 // Sim is one seed's world: its faults come from its random source, in
 // the order the scenario asks. Use it from one goroutine: its faults are

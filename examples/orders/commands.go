@@ -104,23 +104,24 @@ func (c ConfirmOrder) Validate() error { return validID(c.ID) }
 func (c CancelOrder) Validate() error  { return validID(c.ID) }
 func (c ShipOrder) Validate() error    { return validID(c.ID) }
 
-// handleCommands registers the order commands' handlers.
-func (d *domain) handleCommands() error {
+// handleCommands registers the order commands' handlers on cmds (the
+// node's bus; a test's own in simulate_test.go).
+func (d *domain) handleCommands(cmds *handlers.CommandBus) error {
 	return errors.Join(
-		handlers.HandleCommand(d.n.Commands(), d.place),
-		handlers.HandleCommand(d.n.Commands(), func(ctx context.Context, c AddItem) error {
+		handlers.HandleCommand(cmds, d.place),
+		handlers.HandleCommand(cmds, func(ctx context.Context, c AddItem) error {
 			return d.change(ctx, c.ID, func(o *Order) error { return o.AddItem(c.SKU, c.Quantity, c.PriceCents) })
 		}),
-		handlers.HandleCommand(d.n.Commands(), func(ctx context.Context, c RemoveItem) error {
+		handlers.HandleCommand(cmds, func(ctx context.Context, c RemoveItem) error {
 			return d.change(ctx, c.ID, func(o *Order) error { return o.RemoveItem(c.SKU) })
 		}),
-		handlers.HandleCommand(d.n.Commands(), func(ctx context.Context, c ConfirmOrder) error {
+		handlers.HandleCommand(cmds, func(ctx context.Context, c ConfirmOrder) error {
 			return d.change(ctx, c.ID, (*Order).Confirm)
 		}),
-		handlers.HandleCommand(d.n.Commands(), func(ctx context.Context, c CancelOrder) error {
+		handlers.HandleCommand(cmds, func(ctx context.Context, c CancelOrder) error {
 			return d.change(ctx, c.ID, func(o *Order) error { return o.Cancel(c.Reason) })
 		}),
-		handlers.HandleCommand(d.n.Commands(), func(ctx context.Context, c ShipOrder) error {
+		handlers.HandleCommand(cmds, func(ctx context.Context, c ShipOrder) error {
 			return d.change(ctx, c.ID, func(o *Order) error { return o.Ship(c.PaymentID) })
 		}),
 	)

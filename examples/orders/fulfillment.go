@@ -129,9 +129,9 @@ func fulfillment() *sagas.Definition[Fulfillment] {
 }
 
 // handleServices registers the warehouse's and the payment service's
-// command handlers. Each bears being run twice, as a saga step may be.
-func (d *domain) handleServices() error {
-	cmds := d.n.Commands()
+// command handlers on cmds. Each bears being run twice, as a saga step
+// may be.
+func (d *domain) handleServices(cmds *handlers.CommandBus) error {
 	return errors.Join(
 		handlers.HandleCommand(cmds, func(ctx context.Context, c ReserveStock) error {
 			if _, err := d.reservations.Load(ctx, c.OrderID); err == nil || !errors.Is(err, platform.ErrStreamNotFound) {

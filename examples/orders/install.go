@@ -74,7 +74,7 @@ func Install(ctx context.Context, n *node.Node, opts Options) error {
 	}
 	d.summaries = &kvSummaries{kv: kv}
 
-	if err := errors.Join(d.handleCommands(), d.handleServices(), d.handleSummaryQuery()); err != nil {
+	if err := errors.Join(d.handleCommands(n.Commands()), d.handleServices(n.Commands()), d.handleSummaryQuery()); err != nil {
 		return fmt.Errorf("orders: register the handlers: %w", err)
 	}
 	if err := n.AddProjection(projections.Projection{Name: SummaryProjection, EventTypes: orderEventTypes, Handler: d.summaries}); err != nil {
