@@ -219,6 +219,7 @@ func (r *runner) jobs() []job {
 	jobs = append(jobs, r.cardinalityJobs()...)
 	jobs = append(jobs, r.dashboardJobs()...)
 	jobs = append(jobs, r.encryptionJobs()...)
+	jobs = append(jobs, r.tenancyJobs()...)
 	return jobs
 }
 

@@ -104,7 +104,9 @@ type IdempotencyOptions struct {
 //
 // Records are kept under "claim.<k>" and "result.<k>", where <k> is the
 // key in unpadded base64url, or "sha256.<hex>" of it when it is longer
-// than 150 bytes: KV keys allow only letters, digits and -/_=. A result
+// than 150 bytes: KV keys allow only letters, digits and -/_=. A command
+// whose context names a tenant (platform.WithTenant) has <k> prefixed
+// with "t.<tenant>.": each tenant's keys are its own. A result
 // is encoded with the bus's codec (its name is recorded) and decoded with
 // the registry of the bus that finds it.
 //
@@ -219,6 +221,12 @@ func (s *idempotency) run(ctx context.Context, m Message, next CommandHandlerFun
 		return CommandResult{}, err
 	}
 	k := idempotencyKVKey(m.IdempotencyKey)
+	if tenant := platform.Tenant(ctx); tenant != "" {
+		// Keys are the sender's: two tenants' same key (a saga
+		// instance's, which is named by its type and key) are two.
+		// "t." keeps them apart from untenanted keys, which have no dot.
+		k = "t." + tenant + "." + k
+	}
 	d.result, d.claim = "result."+k, "claim."+k
 	for try := 0; ; try++ {
 		if try > 1 { // around again and again: the claim vanished between a failed create and the look at it, or another repeat won the takeover; do not spin

@@ -24,9 +24,30 @@
 // Require is a handlers middleware that refuses a command or query whose
 // context names no tenant, for services where every request must.
 //
-// What is not per tenant yet: projections' read models in PostgreSQL (give
-// each tenant's projection a pgmodel schema named after it), saga
-// instances (run a saga manager per tenant on its Tenant's store), and
-// data keys of payload encryption (one key ring per registry: a registry
-// per tenant gives each its own).
+// Per tenant besides the store, each opened from a Tenant:
+//
+//   - projections (Tenant.Projections): checkpoints in the tenant's
+//     bucket, leases in <bucket>_<tenant>; read models in PostgreSQL
+//     (Tenant.PGModel) in a schema of the tenant's, "tenant_<id>$", whose
+//     '$' keeps every generation schema to one tenant (projections.go);
+//   - sagas (Tenant.Sagas): instances, work stream, timers and the
+//     listeners' dead letters in buckets and streams of the tenant's, the
+//     listeners on its store, every step run in its context; with
+//     handlers.Idempotency on a shared command bus, a command's key is
+//     the tenant's, so the same saga instance ID in two tenants sends two
+//     commands;
+//   - payload encryption (Options.Keys): a key ring per tenant on a
+//     bucket and registry of its own, so forgetting a data subject in one
+//     tenant leaves another's events with the same subject readable;
+//   - the HTTP API (node/httpapi, Options.Tenants, RequireTenant): the
+//     Lexigram-Tenant header names a request's tenant; its reads go to
+//     the tenant's store, its commands and queries carry the tenant.
+//
+// What is not per tenant yet: the node itself (node.Open builds one
+// store, projection manager and saga manager; a multi-tenant service
+// builds them per tenant with the above), the HTTP API's node-wide
+// listings and a query's wait-for (refused, 403, for a request naming a
+// tenant), and the dashboard. The snapshot, checkpoint, saga, lease and
+// key bucket names carry the tenant but not Options.Stream, so two
+// Tenants on one account with different streams share a tenant's buckets.
 package tenancy

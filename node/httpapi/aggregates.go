@@ -40,8 +40,13 @@ func (a *api) aggregateEvents(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
+	store, err := a.storeOf(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	out := historyJSON{Aggregate: aggregateJSON{stream.Type, stream.ID}, Events: []envelopeJSON{}}
-	for e, err := range a.n.Store().Read(r.Context(), stream, platform.Revision{Version: after}) {
+	for e, err := range store.Read(r.Context(), stream, platform.Revision{Version: after}) {
 		if err != nil && !platform.IsDecodeError(err) {
 			a.fail(w, r, err)
 			return

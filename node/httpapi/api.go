@@ -44,6 +44,12 @@ type Options struct {
 	// address that gave too many (429); give the dashboard the same one.
 	// nil: its own, 5 within a minute.
 	WrongTokens *WrongTokens
+	// Tenants gives each tenant's store to the requests naming a tenant
+	// (the Lexigram-Tenant header, tenant.go); nil: they are refused
+	// where they read the store. RequireTenant refuses a request to a
+	// per-tenant route that names none.
+	Tenants       Tenants
+	RequireTenant bool
 
 	onSlow func() // tests: a WebSocket client was found slow
 }
@@ -128,7 +134,7 @@ func Handler(n *node.Node, opts Options) http.Handler {
 		writeProblem(w, r, &problem{Status: http.StatusNotFound, Code: platform.CodeInvalidArgument,
 			Detail: "no API route " + r.Method + " " + r.URL.Path, Fix: "see GET /api/openapi.json for the routes"})
 	})
-	return a.authorize(methodProblems(mux))
+	return a.authorize(a.tenanted(methodProblems(mux)))
 }
 
 // methodProblems turns the mux's plain-text 405 into a problem.

@@ -58,6 +58,19 @@
 // token, the right one too, get 429 with Retry-After until the oldest is
 // a minute old.
 //
+// # Tenants
+//
+// A request names its tenant with the Lexigram-Tenant header (the one
+// the buses carry it in; GET /api/stream also takes a tenant parameter):
+// its commands and queries are dispatched in that tenant's context, and
+// its aggregate histories and stream read the tenant's store
+// (Options.Tenants, a *tenancy.Tenants). A malformed tenant is 400,
+// naming the header, the value and the rule; with Options.RequireTenant,
+// so is a request to those routes that names none. The node-wide
+// listings (streams, projections, sagas, dead letters) and a query's
+// wait-for are not per tenant: a request naming a tenant gets 403 there
+// (tenant.go).
+//
 // # Streaming
 //
 // GET /api/stream upgrades to a WebSocket and sends each stored event as

@@ -31,7 +31,7 @@ type streamFilter struct {
 
 // parseStreamFilter reads aggregate_type, aggregate_id, event_type and
 // from.
-func (a *api) parseStreamFilter(r *http.Request) (streamFilter, *problem) {
+func (a *api) parseStreamFilter(r *http.Request, store *lxjs.EventStore) (streamFilter, *problem) {
 	q := r.URL.Query()
 	var f streamFilter
 	typ, id := q.Get("aggregate_type"), q.Get("aggregate_id")
@@ -50,7 +50,7 @@ func (a *api) parseStreamFilter(r *http.Request) (streamFilter, *problem) {
 		}
 		token = lxjs.EncodeToken(id)
 	}
-	f.subject = a.n.Store().SubjectPrefix() + "." + typ + "." + token
+	f.subject = store.SubjectPrefix() + "." + typ + "." + token
 	for _, v := range q["event_type"] {
 		for t := range strings.SplitSeq(v, ",") {
 			if t = strings.TrimSpace(t); t != "" {
@@ -76,14 +76,19 @@ type outgoing struct {
 
 // stream serves GET /api/stream (see the package documentation).
 func (a *api) stream(w http.ResponseWriter, r *http.Request) {
-	f, p := a.parseStreamFilter(r)
+	store, err := a.storeOf(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	f, p := a.parseStreamFilter(r, store)
 	if p != nil {
 		writeProblem(w, r, p)
 		return
 	}
-	js, err := a.n.JetStream().Stream(r.Context(), a.n.Store().StreamName())
+	js, err := a.n.JetStream().Stream(r.Context(), store.StreamName())
 	if err != nil {
-		a.fail(w, r, platform.Errorf(platform.CodeStoreUnavailable, "look up the event stream %s: %w", a.n.Store().StreamName(), err))
+		a.fail(w, r, platform.Errorf(platform.CodeStoreUnavailable, "look up the event stream %s: %w", store.StreamName(), err))
 		return
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject}, DeliverPolicy: jetstream.DeliverNewPolicy}
@@ -103,7 +108,7 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 	ctx := conn.CloseRead(r.Context()) // ends when the client goes
 	wctx, drop := context.WithCancel(ctx)
 	defer drop()
-	s := &streamer{a: a, conn: conn, filter: f, queue: make(chan outgoing, a.opts.StreamBuffer), slow: make(chan struct{}),
+	s := &streamer{a: a, store: store, conn: conn, filter: f, queue: make(chan outgoing, a.opts.StreamBuffer), slow: make(chan struct{}),
 		drop: drop, lastSent: f.from}
 	readDone := make(chan error, 1)
 	go func() { readDone <- s.read(wctx, cons) }()
@@ -113,6 +118,7 @@ func (a *api) stream(w http.ResponseWriter, r *http.Request) {
 // streamer moves one client's events from the consumer to the socket.
 type streamer struct {
 	a        *api
+	store    *lxjs.EventStore // the request's: its tenant's, or the node's
 	conn     *websocket.Conn
 	filter   streamFilter
 	queue    chan outgoing
@@ -146,7 +152,7 @@ func (s *streamer) read(ctx context.Context, cons jetstream.Consumer) error {
 		if err != nil {
 			return err
 		}
-		buf, err = s.a.n.Store().DecodeAll(msg.Subject(), md.Sequence.Stream, md.Timestamp, msg.Headers(), msg.Data(), buf[:0])
+		buf, err = s.store.DecodeAll(msg.Subject(), md.Sequence.Stream, md.Timestamp, msg.Headers(), msg.Data(), buf[:0])
 		var out []envelopeJSON
 		if err != nil {
 			if !s.wanted(msg.Headers().Get(lxjs.TypeHeader)) {
