@@ -201,20 +201,9 @@ func (d *Dashboard) bridgeBulkAction(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, http.StatusNotFound, fmt.Sprintf("there is no bulk dead letter action %q", action), "use replay or discard")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	now := time.Now()
-	sinceText := r.PostFormValue("since")
-	since, err := parseSince(sinceText, now)
-	if err != nil {
-		d.fail(w, r, http.StatusUnprocessableEntity, err.Error(), "leave it empty for every dead letter of the bridge")
+	since, until, sinceText, ok := d.bulkWindow(w, r, "dead letter of the bridge")
+	if !ok {
 		return
-	}
-	until := now
-	if u := r.PostFormValue("until"); u != "" {
-		if until, err = time.Parse(time.RFC3339Nano, u); err != nil {
-			d.fail(w, r, http.StatusBadRequest, fmt.Sprintf("until %q is not an RFC 3339 time", u), "start again from the bridges' dead letters page")
-			return
-		}
 	}
 	var seqs []uint64
 	for dl, err := range d.bridgeQueue().List(r.Context(), bridge) {
@@ -278,9 +267,5 @@ func (d *Dashboard) bridgeBulkAction(w http.ResponseWriter, r *http.Request) {
 		}
 		return stepStop, fmt.Errorf("%s bridge dead letter %d: %w", action, seqs[i], err)
 	})
-	verb := "Replaying"
-	if action == "discard" {
-		verb = "Discarding"
-	}
-	d.redirect(w, r, back+"#bulk-"+strconv.Itoa(job.ID), fmt.Sprintf("%s %d dead letters of %s: the progress is below.", verb, len(seqs), which))
+	d.bulkStarted(w, r, back, job, which)
 }

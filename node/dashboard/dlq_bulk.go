@@ -162,6 +162,30 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("since %q: use an RFC 3339 time (2026-12-07T06:00:00Z) or a positive duration (90m, 2h)", s)
 }
 
+// bulkWindow reads a bulk action's form: the entries written from "since"
+// (zero: the first) through "until" (the moment its confirmation was
+// shown; now before that). It answers the request itself when the form is
+// wrong; what names, for the fix, what an empty since takes ("entry of
+// the handler").
+func (d *Dashboard) bulkWindow(w http.ResponseWriter, r *http.Request, what string) (since, until time.Time, sinceText string, ok bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	now := time.Now()
+	sinceText = r.PostFormValue("since")
+	since, err := parseSince(sinceText, now)
+	if err != nil {
+		d.fail(w, r, http.StatusUnprocessableEntity, err.Error(), "leave it empty for every "+what)
+		return since, until, sinceText, false
+	}
+	until = now
+	if u := r.PostFormValue("until"); u != "" {
+		if until, err = time.Parse(time.RFC3339Nano, u); err != nil {
+			d.fail(w, r, http.StatusBadRequest, fmt.Sprintf("until %q is not an RFC 3339 time", u), "start again from the dead letters page")
+			return since, until, sinceText, false
+		}
+	}
+	return since, until, sinceText, true
+}
+
 // entriesBetween lists the IDs of handler's entries written from since
 // through until (zero since: from the first).
 func (d *Dashboard) entriesBetween(ctx context.Context, handler string, since, until time.Time) ([]durable.ID, error) {
@@ -195,20 +219,9 @@ func (d *Dashboard) bulkAction(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, http.StatusBadRequest, fmt.Sprintf("handler %q is not a durable handler's name", handler), "pick a handler on the dead letters page")
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	now := time.Now()
-	sinceText := r.PostFormValue("since")
-	since, err := parseSince(sinceText, now)
-	if err != nil {
-		d.fail(w, r, http.StatusUnprocessableEntity, err.Error(), "leave it empty for every entry of the handler")
+	since, until, sinceText, ok := d.bulkWindow(w, r, "entry of the handler")
+	if !ok {
 		return
-	}
-	until := now
-	if u := r.PostFormValue("until"); u != "" {
-		if until, err = time.Parse(time.RFC3339Nano, u); err != nil {
-			d.fail(w, r, http.StatusBadRequest, fmt.Sprintf("until %q is not an RFC 3339 time", u), "start again from the dead letters page")
-			return
-		}
 	}
 	ids, err := d.entriesBetween(r.Context(), handler, since, until)
 	if err != nil {
@@ -258,11 +271,17 @@ func (d *Dashboard) bulkAction(w http.ResponseWriter, r *http.Request) {
 		}
 		return stepStop, fmt.Errorf("%s %s: %w", action, ids[i], err)
 	})
+	d.bulkStarted(w, r, back, job, which)
+}
+
+// bulkStarted sends the browser back to the list, where the job's
+// progress shows.
+func (d *Dashboard) bulkStarted(w http.ResponseWriter, r *http.Request, back string, job *bulkJob, which string) {
 	verb := "Replaying"
-	if action == "discard" {
+	if job.Action == "discard" {
 		verb = "Discarding"
 	}
-	d.redirect(w, r, back+"#bulk-"+strconv.Itoa(job.ID), fmt.Sprintf("%s %d dead letters of %s: the progress is below.", verb, len(ids), which))
+	d.redirect(w, r, back+"#bulk-"+strconv.Itoa(job.ID), fmt.Sprintf("%s %d dead letters of %s: the progress is below.", verb, job.Total, which))
 }
 
 // busy refuses a bulk action while another on the same target runs.
