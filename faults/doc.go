@@ -18,7 +18,19 @@
 //     cut;
 //   - both with group commit off and on (jetstream.Options.GroupCommit);
 //   - writers paired on aggregates while the stream leader is
-//     partitioned, for the store's answers in doubt (no false conflict).
+//     partitioned, for the store's answers in doubt (no false conflict);
+//   - consumers of the cluster's events under the same schedule, each on
+//     a client connection of its own through the client proxies: a
+//     projection into PostgreSQL (pgmodel, position and rows in one
+//     transaction: each event applied exactly once), a projection into
+//     a KV bucket with a KV checkpoint (at least once, its handler
+//     idempotent: each event present once, redeliveries counted), and a
+//     durable handler recording each event in PostgreSQL under its ID as
+//     idempotency key (handled at least once, its effect once, nothing
+//     in the DLQ). Once healed and caught up with the stream's last
+//     event, CheckEffects holds each one's effects against the stream
+//     read back and the ledger: nothing skipped, doubled or invented. It
+//     needs PostgreSQL (skipped without it, failed under CI=true).
 //
 // The checker (Check) finds lost and misplaced acknowledged events,
 // events or values stored twice, atomic appends stored in part, false
@@ -27,7 +39,9 @@
 // runs the integrity audit (jetstream/audit). Recorder is the ledger;
 // FormatTable prints the summary: faults injected, appends attempted,
 // acknowledged, conflicts, errors, lost, duplicated, and the longest
-// time no writer got an acknowledgement.
+// time no writer got an acknowledgement; FormatConsumerTable the
+// consumers': events, handler calls, redeliveries, skipped, duplicated
+// effects, restarts after FAULTED, and how soon each caught up.
 //
 // # Replaying a seed
 //

@@ -75,16 +75,7 @@ func writersFor(gc bool) int {
 }
 
 func clusterScenario(t *testing.T, gc bool) {
-	rng := rand.New(rand.NewPCG(runSeed, streamOf(t.Name())))
-	schedule := faults.NewSchedule(rng, faults.ScheduleOptions{
-		Kinds: []faults.Kind{faults.StepDown, faults.Restart, faults.ClientCut, faults.Partition},
-		Extra: 2, Nodes: nodes,
-		MinPause: 500 * time.Millisecond, MaxPause: 2 * time.Second,
-		MinHold: 500 * time.Millisecond, MaxHold: 8 * time.Second,
-	})
-	t.Logf("seed %d (replay: %s=%d go test -tags faults -run '%s' ./faults/); schedule:\n%s",
-		runSeed, faults.SeedEnv, runSeed, t.Name(), faults.FormatSchedule(schedule))
-
+	schedule := clusterSchedule(t)
 	c := newCluster(t)
 	admin := c.admin()
 	js := newJS(t, c.connect())
@@ -100,6 +91,45 @@ func clusterScenario(t *testing.T, gc bool) {
 	w.start(runSeed, t.Name())
 	w.waitAcked(t, began, 20)
 
+	injectClusterFaults(t, c, admin, stream, schedule, began)
+	healed := time.Now()
+	w.waitAcked(t, healed, 2*w.Writers)
+	w.halt()
+
+	// A store of its own on the direct connection, opened once the healed
+	// cluster answers again.
+	var reader *lxjs.EventStore
+	if perr := poll(ctx, "the healed cluster to open a store", func() bool {
+		reader, err = lxjs.New(ctx, newJS(t, admin), lxjs.Options{Registry: registry(), Replicas: 3, Logger: embeddedtest.Logger(t)})
+		return err == nil
+	}); perr != nil {
+		t.Fatalf("%v: %v", perr, err)
+	}
+	report(t, "cluster R3 "+groupName(gc), len(schedule), w, reader, newJS(t, admin), stream, began, healed, store)
+}
+
+// clusterSchedule draws the cluster scenarios' schedule from the run's
+// seed and the test's name, and logs it with the command to replay it.
+func clusterSchedule(t *testing.T) []faults.Fault {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(runSeed, streamOf(t.Name())))
+	schedule := faults.NewSchedule(rng, faults.ScheduleOptions{
+		Kinds: []faults.Kind{faults.StepDown, faults.Restart, faults.ClientCut, faults.Partition},
+		Extra: 2, Nodes: nodes,
+		MinPause: 500 * time.Millisecond, MaxPause: 2 * time.Second,
+		MinHold: 500 * time.Millisecond, MaxHold: 8 * time.Second,
+	})
+	t.Logf("seed %d (replay: %s=%d go test -tags faults -run '%s' ./faults/); schedule:\n%s",
+		runSeed, faults.SeedEnv, runSeed, t.Name(), faults.FormatSchedule(schedule))
+	return schedule
+}
+
+// injectClusterFaults runs the schedule against the cluster, each fault
+// healed before the next, and returns once the stream has a leader
+// after the last.
+func injectClusterFaults(t *testing.T, c *cluster, admin *nats.Conn, stream string, schedule []faults.Fault, began time.Time) {
+	t.Helper()
+	ctx := t.Context()
 	for i, f := range schedule {
 		if err := pause(ctx, f.Pause); err != nil {
 			t.Fatal(err)
@@ -145,20 +175,6 @@ func clusterScenario(t *testing.T, gc bool) {
 			t.Fatal(err)
 		}
 	}
-	healed := time.Now()
-	w.waitAcked(t, healed, 2*w.Writers)
-	w.halt()
-
-	// A store of its own on the direct connection, opened once the healed
-	// cluster answers again.
-	var reader *lxjs.EventStore
-	if perr := poll(ctx, "the healed cluster to open a store", func() bool {
-		reader, err = lxjs.New(ctx, newJS(t, admin), lxjs.Options{Registry: registry(), Replicas: 3, Logger: embeddedtest.Logger(t)})
-		return err == nil
-	}); perr != nil {
-		t.Fatalf("%v: %v", perr, err)
-	}
-	report(t, "cluster R3 "+groupName(gc), len(schedule), w, reader, newJS(t, admin), stream, began, healed, store)
 }
 
 func childScenario(t *testing.T, gc bool) {

@@ -16,8 +16,9 @@ var (
 	// from, printed so that a failed run can be replayed.
 	runSeed uint64
 
-	rowsMu sync.Mutex
-	rows   []faults.Row
+	rowsMu       sync.Mutex
+	rows         []faults.Row
+	consumerRows []faults.ConsumerRow
 )
 
 func TestMain(m *testing.M) {
@@ -37,6 +38,9 @@ func TestMain(m *testing.M) {
 	if len(rows) > 0 {
 		fmt.Print("\n", faults.FormatTable(rows))
 	}
+	if len(consumerRows) > 0 {
+		fmt.Print("\n", faults.FormatConsumerTable(consumerRows))
+	}
 	rowsMu.Unlock()
 	if code != 0 {
 		fmt.Printf("faults: failed with seed %d: replay with %s=%d make test-faults\n", seed, faults.SeedEnv, seed)
@@ -47,5 +51,11 @@ func TestMain(m *testing.M) {
 func addRow(r faults.Row) {
 	rowsMu.Lock()
 	rows = append(rows, r)
+	rowsMu.Unlock()
+}
+
+func addConsumerRow(r faults.ConsumerRow) {
+	rowsMu.Lock()
+	consumerRows = append(consumerRows, r)
 	rowsMu.Unlock()
 }
