@@ -6,7 +6,12 @@
 //     passes to catch up, then Subscribe to follow), hands each event of the
 //     projection's types to its handler, and reports state (STOPPED,
 //     RUNNING, CATCHING_UP, LIVE, FAULTED, REBUILDING), position, head, lag
-//     and events/s through Status and a Prometheus collector.
+//     and events/s through Status and a Prometheus collector. An error of
+//     the projection's own (its handler's, an event that does not decode)
+//     stops it in FAULTED until Start; the store, the NATS server or the
+//     network unavailable (a transient error, retry.go) is waited out in
+//     RUNNING, the error in Status, and the projection goes on from its
+//     checkpoint with a backoff of 200ms doubling to 30s.
 //   - A [Handler] gets events one at a time; its checkpoint lives in a
 //     platform.CheckpointStore (JetStream KV) and is saved every
 //     CheckpointInterval events and on Stop, so after a crash the events

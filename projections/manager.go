@@ -61,7 +61,9 @@ type Options struct {
 
 // Manager runs projections: each reads the store's global order from its
 // checkpoint, catches up, then follows new events, in its own goroutine.
-// A projection that fails stops alone, in state FAULTED.
+// A projection that fails stops alone, in state FAULTED; one that meets
+// the store or the server unavailable (a transient error) waits, with a
+// backoff to 30s, and tries again from its checkpoint instead.
 type Manager struct {
 	src    EventSource
 	opts   Options
@@ -201,7 +203,10 @@ func (m *Manager) pick(names []string) ([]*projection, error) {
 type Status struct {
 	Name  string
 	State State
-	Err   error // the cause when FAULTED
+	// Err is the cause when FAULTED; in RUNNING, the transient error
+	// (the store or the server unavailable) it waits out before trying
+	// again, until it applies again.
+	Err error
 	// Active is true while this process holds the projection's lease and
 	// applies its events; a started projection that is not active stands
 	// by in state RUNNING.

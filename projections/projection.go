@@ -16,7 +16,7 @@ const (
 	Running    State = "RUNNING"     // started: waiting for the lease or loading its checkpoint
 	CatchingUp State = "CATCHING_UP" // reading history towards the head of the store
 	Live       State = "LIVE"        // caught up; applying new events as they are stored
-	Faulted    State = "FAULTED"     // stopped by an error, kept in Status.Err; Start resumes it
+	Faulted    State = "FAULTED"     // stopped by an error that is not transient, kept in Status.Err; Start resumes it
 	Rebuilding State = "REBUILDING"  // a full replay into a new generation runs while the old one serves
 )
 

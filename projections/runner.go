@@ -99,6 +99,9 @@ func (p *projection) setState(s State) {
 	p.mu.Lock()
 	old := p.state
 	p.state = s
+	if s == CatchingUp || s == Live {
+		p.err = nil // a transient error waited out
+	}
 	gen := p.gen
 	p.mu.Unlock()
 	if old != s {
@@ -120,6 +123,22 @@ func (p *projection) setActive(a bool) {
 	p.mu.Lock()
 	p.active = a
 	p.mu.Unlock()
+}
+
+// pause waits out a transient error, which Status shows meanwhile as
+// the projection's error; false means ctx ended first.
+func (p *projection) pause(ctx context.Context, d time.Duration, err error) bool {
+	p.setState(Running)
+	p.mu.Lock()
+	p.err = err
+	p.mu.Unlock()
+	p.m.log.Warn("projection: the store or the server is unavailable; trying again", "projection", p.def.Name, "in", d, "position", p.applied.load(), "err", err)
+	select {
+	case <-time.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func (p *projection) fault(err error) {
@@ -158,6 +177,7 @@ func (p *projection) status(h head, now time.Time) Status {
 func (p *projection) loop(ctx context.Context, h *runHandle) {
 	defer close(h.done)
 	name := p.def.Name
+	var wait retryWait
 	for {
 		p.setState(Running)
 		// While another process applies the projection, its announced
@@ -175,7 +195,11 @@ func (p *projection) loop(ctx context.Context, h *runHandle) {
 				p.setState(Stopped)
 				return
 			}
-			p.fault(fmt.Errorf("acquire the lease of projection %q: %w", name, err))
+			err = fmt.Errorf("acquire the lease of projection %q: %w", name, err)
+			if transient(err) && p.pause(ctx, wait.after(false), err) {
+				continue
+			}
+			p.fault(err)
 			return
 		}
 		p.setActive(true)
@@ -187,8 +211,10 @@ func (p *projection) loop(ctx context.Context, h *runHandle) {
 			case <-lctx.Done():
 			}
 		}()
+		from := p.applied.load()
 		err = p.lead(lctx, h)
 		cancel()
+		progressed := p.applied.load() > from
 		p.setActive(false)
 		lost := false
 		select {
@@ -213,6 +239,13 @@ func (p *projection) loop(ctx context.Context, h *runHandle) {
 		case lost || errors.Is(err, platform.ErrCheckpointConflict):
 			p.m.log.Warn("projection: another process applies it now; standing by", "projection", name, "err", err)
 			release()
+			wait.reset()
+		case transient(err):
+			release() // another process may fare better
+			if !p.pause(ctx, wait.after(progressed), err) {
+				p.setState(Stopped)
+				return
+			}
 		default:
 			release() // another process may fare better
 			p.fault(err)
