@@ -24,7 +24,7 @@ test:
 # the package's directory so that go test shows the tables and the seed
 # of a passing run too.
 test-faults:
-	cd faults && $(GO) test -tags faults -count=1 -timeout 10m .
+	cd faults && $(GO) test -tags faults -count=1 -timeout 10m
 
 # The figures of docs/benchmarks.md: ours against the raw NATS call, same run.
 bench: build

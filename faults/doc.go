@@ -11,7 +11,9 @@
 //     routes and client connections all pass through proxies (Proxy):
 //     stream-leader step-down, a node shut down and restarted on its
 //     store, the clients' connections cut, one node partitioned from the
-//     other two (its routes cut both ways);
+//     other two (its routes cut both ways), and faults overlapping: a
+//     partition held 4s or longer has the clients' connections cut in its
+//     middle;
 //   - a server in a child process (the test binary itself, serving an
 //     embedded nats-server that fsyncs before it acknowledges), an R1
 //     stream: SIGKILL and restart on the same store, client connections

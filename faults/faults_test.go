@@ -124,9 +124,14 @@ func clusterSchedule(t *testing.T) []faults.Fault {
 	return schedule
 }
 
+// overlapAfter is the partition hold from which a client cut overlaps the
+// partition (the seed decides the holds, so which partitions do).
+const overlapAfter = 4 * time.Second
+
 // injectClusterFaults runs the schedule against the cluster, each fault
-// healed before the next, and returns once the stream has a leader
-// after the last.
+// healed before the next, except that a partition held overlapAfter or
+// longer has the clients' connections cut in its middle; it returns once
+// the stream has a leader after the last.
 func injectClusterFaults(t *testing.T, c *cluster, admin *nats.Conn, stream string, schedule []faults.Fault, began time.Time) {
 	t.Helper()
 	ctx := t.Context()
@@ -163,8 +168,23 @@ func injectClusterFaults(t *testing.T, c *cluster, admin *nats.Conn, stream stri
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := pause(ctx, f.Hold); err != nil {
-				t.Fatal(err)
+			if f.Hold < overlapAfter {
+				if err := pause(ctx, f.Hold); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				// Faults overlap: the clients' connections are cut in the
+				// middle of a long partition, so that they reconnect to a
+				// cluster still split (to the isolated node, perhaps).
+				if err := pause(ctx, f.Hold/2); err != nil {
+					t.Fatal(err)
+				}
+				cut := c.cutClients(f.Hold / 8)
+				t.Logf("%v fault %d, overlapping: %d client connections cut during the partition, new ones refused for %v",
+					time.Since(began).Round(time.Millisecond), i+1, cut, (f.Hold / 8).Round(time.Millisecond))
+				if err := pause(ctx, f.Hold-f.Hold/2); err != nil {
+					t.Fatal(err)
+				}
 			}
 			c.heal()
 			c.waitReady()
