@@ -132,6 +132,13 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*EventStore
 // attempt bounds one request to the server by Options.AttemptTimeout
 // within ctx.
 func (s *EventStore) attempt(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	switch {
+	case !ok && s.opts.AttemptTimeout == s.js.Options().DefaultTimeout:
+		return ctx, func() {} // nats.go bounds a request without a deadline by just that
+	case ok && time.Until(deadline) <= s.opts.AttemptTimeout:
+		return ctx, func() {} // the caller's deadline comes first
+	}
 	return context.WithTimeout(ctx, s.opts.AttemptTimeout)
 }
 

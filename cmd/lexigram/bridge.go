@@ -46,6 +46,9 @@ finishes those in flight (each bridge's stop_timeout) and exits.`,
 			if err != nil {
 				return err
 			}
+			if err := applyCreds(&cfg); err != nil {
+				return err
+			}
 			if natsURL != "" {
 				cfg.NATS.URLs = []string{natsURL}
 			}

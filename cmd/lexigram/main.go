@@ -35,6 +35,7 @@ func rootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&natsContext, "context", "", "connect with the nats CLI context `NAME` (nats context ls lists them); --nats-url goes first")
+	root.PersistentFlags().StringVar(&natsCreds, "creds", "", "connect with this NATS credentials `FILE` (JWT and seed) instead of the configured authentication")
 	root.AddCommand(serveCommand(), bridgeCommand(), dlqCommand(), eventsCommand(), projectionsCommand(), sagasCommand(), snapshotsCommand(), streamsCommand(), keysCommand(), auditCommand(), benchCommand(), benchServerCommand(), versionCommand())
 	root.AddCommand(schemaCommand())
 	return root

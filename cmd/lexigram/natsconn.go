@@ -18,6 +18,23 @@ import (
 // natsContext is --context: a nats CLI context to connect with.
 var natsContext string
 
+// natsCreds is --creds: a credentials file (JWT and seed) to connect
+// with, in place of the configuration's way to authenticate.
+var natsCreds string
+
+// applyCreds puts --creds in cfg, as the only way to authenticate.
+func applyCreds(cfg *config.Config) error {
+	if natsCreds == "" {
+		return nil
+	}
+	if _, err := os.Stat(natsCreds); err != nil {
+		return fmt.Errorf("--creds %s: %w: give the credentials file of a NATS user (nsc generate creds, or the nats CLI's context)", natsCreds, err)
+	}
+	n := &cfg.NATS
+	n.CredsFile, n.NKeyFile, n.User, n.Password, n.Token = natsCreds, "", "", "", ""
+	return nil
+}
+
 // connectNode connects to the NATS of a running node: natsURL, else the
 // nats CLI context named by --context, else the configuration's
 // (nats.urls, else the embedded server's host and port). It returns the
@@ -28,6 +45,9 @@ func connectNode(ctx context.Context, configPath, natsURL, clientName string) (*
 	}
 	cfg, err := config.Load(configPath)
 	if err != nil {
+		return nil, cfg, "", err
+	}
+	if err := applyCreds(&cfg); err != nil {
 		return nil, cfg, "", err
 	}
 	if natsURL == "" && natsContext != "" {

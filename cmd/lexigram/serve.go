@@ -46,6 +46,9 @@ func serveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := applyCreds(&cfg); err != nil {
+				return err
+			}
 			if natsURL != "" {
 				cfg.NATS.URLs = []string{natsURL}
 			}
