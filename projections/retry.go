@@ -39,6 +39,7 @@ func transient(err error) bool {
 		return true // JetStream temporarily unavailable
 	}
 	var netErr net.Error
+	var opErr *net.OpError // a refused or reset connection: to PostgreSQL, say
 	return errors.Is(err, platform.ErrStoreUnavailable) ||
 		errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, nats.ErrTimeout) ||
@@ -49,6 +50,7 @@ func transient(err error) bool {
 		errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, jetstream.ErrNoHeartbeat) ||
 		errors.Is(err, jetstream.ErrServerShutdown) ||
+		errors.As(err, &opErr) ||
 		(errors.As(err, &netErr) && netErr.Timeout())
 }
 
