@@ -4,10 +4,7 @@ package faults_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -15,73 +12,20 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/lexigram/events/internal/pgtest"
 	"github.com/lexigram/events/platform"
 )
 
-// postgresURL is the test database: LEXIGRAM_TEST_POSTGRES, or the local
-// server with trust auth, as the repository's other PostgreSQL tests use.
-func postgresURL() string {
-	if u := os.Getenv("LEXIGRAM_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// connectPG opens a pool on the test database, closed on cleanup. It
-// skips the test when PostgreSQL is unreachable, and fails it under
-// CI=true.
-func connectPG(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	pool, err := pgxpool.New(ctx, postgresURL())
-	if err == nil {
-		err = pool.Ping(ctx)
-		if err != nil {
-			pool.Close()
-		}
-	}
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL at %s is unreachable (%v): start it (.ci/run does) or set LEXIGRAM_TEST_POSTGRES", postgresURL(), err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
-// pgSchema creates a schema unique to the run and drops it, and the
-// projection's generation schemas made from its name, when the test ends.
+// pgSchema creates a schema unique to the run, dropped with the
+// projection's generation schemas made from its name when the test ends.
 func pgSchema(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	name := "lxf_" + hex.EncodeToString(b)
+	name := pgtest.Schema(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if _, err := pool.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{name}.Sanitize()); err != nil {
 		t.Fatalf("create schema %s: %v", name, err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		rows, err := pool.Query(ctx, "SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $1 || '\\_%'", name)
-		if err != nil {
-			t.Errorf("list schemas %s*: %v", name, err)
-			return
-		}
-		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Errorf("list schemas %s*: %v", name, err)
-		}
-		for _, n := range names {
-			if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{n}.Sanitize()+" CASCADE"); err != nil {
-				t.Errorf("drop schema %s: %v", n, err)
-			}
-		}
-	})
 	return name
 }
 

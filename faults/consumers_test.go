@@ -16,6 +16,7 @@ import (
 	"github.com/lexigram/events/embedded/embeddedtest"
 	"github.com/lexigram/events/faults"
 	"github.com/lexigram/events/handlers/durable"
+	"github.com/lexigram/events/internal/pgtest"
 	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/kvsnapshot"
 	"github.com/lexigram/events/projections"
@@ -51,7 +52,7 @@ const (
 // again, as their contract says (Start resumes from the checkpoint), and
 // counted.
 func TestConsumerFaults(t *testing.T) {
-	pool := connectPG(t)
+	pool := pgtest.Pool(t)
 	schema := pgSchema(t, pool)
 	schedule := clusterSchedule(t)
 	c := newCluster(t)

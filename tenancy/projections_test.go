@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lexigram/events/embedded/embeddedtest"
+	"github.com/lexigram/events/internal/pgtest"
 	"github.com/lexigram/events/platform"
 	"github.com/lexigram/events/projections"
 	"github.com/lexigram/events/projections/pgmodel"
@@ -42,7 +43,7 @@ func (orders) Apply(ctx context.Context, tx pgx.Tx, e platform.Envelope) error {
 // schemas: a rebuild of one then drops the other's rows. Here a rebuild
 // of acme_x's leaves acme's untouched.
 func TestPostgresReadModelsPerTenant(t *testing.T) {
-	prefix := schemaPrefix(t)
+	prefix := pgtest.Schema(t) + "_"
 	js, err := jetstream.New(embeddedtest.Conn(t, embeddedtest.Server(t)))
 	must(t, err)
 	ts := tenancy.New(js, tenancy.Options{Registry: domain(t), Logger: embeddedtest.Logger(t), PGSchemaPrefix: prefix})
@@ -60,7 +61,7 @@ func TestPostgresReadModelsPerTenant(t *testing.T) {
 		must(t, err)
 		_, err = tn.Store.Append(ctx, id, platform.NoStream(), []platform.Envelope{{Event: placed{Customer: s.customer}}})
 		must(t, err)
-		s.conn = connect(t)
+		s.conn = pgtest.Conn(t)
 		s.p, err = tn.PGModel(s.conn, s.projection, orders{}, pgmodel.Options{})
 		must(t, err)
 		s.m, err = tn.Projections(ctx, projections.Options{Logger: embeddedtest.Logger(t)}, nil)
@@ -72,7 +73,7 @@ func TestPostgresReadModelsPerTenant(t *testing.T) {
 	if sides[0].p.View("orders") == sides[1].p.View("orders") {
 		t.Fatalf("both tenants' read models are in %s", sides[0].p.View("orders"))
 	}
-	reader := connect(t) // the projections' connections are theirs alone
+	reader := pgtest.Conn(t) // the projections' connections are theirs alone
 	rows := func(s *side) []string {
 		t.Helper()
 		r, err := reader.Query(ctx, "SELECT id || '=' || customer FROM "+s.p.View("orders")+" ORDER BY id")

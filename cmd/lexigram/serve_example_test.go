@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/lexigram/events/config"
 	"github.com/lexigram/events/embedded/embeddedtest"
+	"github.com/lexigram/events/internal/pgtest"
 )
 
 // startExample runs serveWith on the embedded server with random ports
@@ -300,25 +299,9 @@ func TestServeExampleFlag(t *testing.T) {
 // in PostgreSQL, in the schema given; wait-for can wait on that
 // projection.
 func TestServeExamplePostgres(t *testing.T) {
-	url := os.Getenv("LEXIGRAM_TEST_POSTGRES")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL at %s is unreachable (%v): start it (.ci/run does) or set LEXIGRAM_TEST_POSTGRES", url, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	defer conn.Close(context.Background())
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	schema := "lxt_" + hex.EncodeToString(b)
-	t.Cleanup(func() { dropSchemas(t, url, schema) })
+	url, conn, schema := pgtest.URL(), pgtest.Conn(t), pgtest.Schema(t)
 
 	base, _ := startExample(t, serveOptions{Example: exampleOrders, Postgres: url, PostgresSchema: schema})
 	cmds := base + "/api/commands/"
@@ -328,34 +311,8 @@ func TestServeExamplePostgres(t *testing.T) {
 	call(t, "GET", fmt.Sprintf("%s/api/queries/order.summary?id=pg-1&wait-for=%d&wait-for-projection=order_summary_pg", base, res.Position), nil, 200, nil)
 	var units int
 	var total int64
-	err = conn.QueryRow(ctx, "SELECT units, total_cents FROM "+pgx.Identifier{schema, "order_summary"}.Sanitize()+" WHERE id = $1", "pg-1").Scan(&units, &total)
+	err := conn.QueryRow(ctx, "SELECT units, total_cents FROM "+pgx.Identifier{schema, "order_summary"}.Sanitize()+" WHERE id = $1", "pg-1").Scan(&units, &total)
 	if err != nil || units != 2 || total != 8000 {
 		t.Fatalf("row of pg-1: units %d total %d (%v), want 2 and 8000", units, total, err)
-	}
-}
-
-// dropSchemas drops schema and the generation schemas made from it.
-func dropSchemas(t *testing.T, url, schema string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Errorf("drop schema %s: %v", schema, err)
-		return
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $1 || '\_%'`, schema)
-	if err != nil {
-		t.Errorf("list schemas %s*: %v", schema, err)
-		return
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Errorf("list schemas %s*: %v", schema, err)
-	}
-	for _, n := range names {
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{n}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", n, err)
-		}
 	}
 }

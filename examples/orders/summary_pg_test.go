@@ -2,77 +2,20 @@ package orders_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lexigram/events/examples/orders"
+	"github.com/lexigram/events/internal/pgtest"
 )
-
-// postgresURL is the test database: LEXIGRAM_TEST_POSTGRES, or the local
-// server with trust auth.
-func postgresURL() string {
-	if u := os.Getenv("LEXIGRAM_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// postgres connects to the test database, skipping the test when it is
-// unreachable (failing it under CI=true), and returns a fresh schema
-// name, dropped with the generation schemas made from it when the test
-// ends.
-func postgres(t *testing.T) (*pgxpool.Pool, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	pool, err := pgxpool.New(ctx, postgresURL())
-	if err == nil {
-		err = pool.Ping(ctx)
-	}
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL at %s is unreachable (%v): start it (.ci/run does) or set LEXIGRAM_TEST_POSTGRES", postgresURL(), err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	schema := "lxt_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		defer pool.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		rows, err := pool.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $1 || '\_%'`, schema)
-		if err != nil {
-			t.Errorf("list schemas %s*: %v", schema, err)
-			return
-		}
-		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Errorf("list schemas %s*: %v", schema, err)
-		}
-		for _, n := range names {
-			if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{n}.Sanitize()+" CASCADE"); err != nil {
-				t.Errorf("drop schema %s: %v", n, err)
-			}
-		}
-	})
-	return pool, schema
-}
 
 // TestSummaryInPostgres: with a database, the summaries are also rows of
 // <schema>.order_summary and <schema>.order_line, there once the
 // projection has applied the command's position.
 func TestSummaryInPostgres(t *testing.T) {
-	pool, schema := postgres(t)
+	pool, schema := pgtest.Pool(t), pgtest.Schema(t)
 	n := runNode(t, orders.Options{Postgres: pool, PostgresSchema: schema})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

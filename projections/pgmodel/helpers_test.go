@@ -2,10 +2,7 @@ package pgmodel_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/lexigram/events/embedded"
 	"github.com/lexigram/events/embedded/embeddedtest"
+	"github.com/lexigram/events/internal/pgtest"
 	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
 	"github.com/lexigram/events/projections"
@@ -43,68 +41,6 @@ func testContext(t testing.TB) context.Context {
 	return ctx
 }
 
-// postgresURL is the test database: LEXIGRAM_TEST_POSTGRES, or the local
-// server with trust auth.
-func postgresURL() string {
-	if u := os.Getenv("LEXIGRAM_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// connect opens a connection to the test database, closed on cleanup. It
-// skips the test when PostgreSQL is unreachable, and fails it instead when
-// CI=true.
-func connect(t testing.TB) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, postgresURL())
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL at %s is unreachable (%v): start it (.ci/run does) or set LEXIGRAM_TEST_POSTGRES", postgresURL(), err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	return conn
-}
-
-// schema returns a fresh schema name, and drops it and the generation
-// schemas made from it when the test ends.
-func schema(t testing.TB) string {
-	t.Helper()
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	name := "lxt_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, postgresURL())
-		if err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		rows, err := conn.Query(ctx, "SELECT nspname FROM pg_namespace WHERE nspname = $1 OR nspname LIKE $1 || '\\_%'", name)
-		if err != nil {
-			t.Errorf("list schemas %s*: %v", name, err)
-			return
-		}
-		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Errorf("list schemas %s*: %v", name, err)
-		}
-		for _, n := range names {
-			if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{n}.Sanitize()+" CASCADE"); err != nil {
-				t.Errorf("drop schema %s: %v", n, err)
-			}
-		}
-	})
-	return name
-}
-
 // pool is a pgmodel.DB of several connections, as a *pgxpool.Pool would
 // be, so that a rebuild held inside its transaction does not hold up the
 // serving generation.
@@ -113,7 +49,7 @@ type pool struct{ conns chan *pgx.Conn }
 func newPool(t testing.TB, n int) *pool {
 	p := &pool{conns: make(chan *pgx.Conn, n)}
 	for range n {
-		p.conns <- connect(t)
+		p.conns <- pgtest.Conn(t)
 	}
 	return p
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/lexigram/events/internal/pgtest"
 	"github.com/lexigram/events/platform"
 	"github.com/lexigram/events/projections"
 	"github.com/lexigram/events/projections/pgmodel"
@@ -61,8 +62,8 @@ func (o *orderSummary) Apply(ctx context.Context, tx pgx.Tx, e platform.Envelope
 
 func TestOrderSummaryCatchUpThenLive(t *testing.T) {
 	ctx := testContext(t)
-	conn, reader := connect(t), connect(t)
-	sch := schema(t)
+	conn, reader := pgtest.Conn(t), pgtest.Conn(t)
+	sch := pgtest.Schema(t)
 	store, _ := newStore(t, server(t))
 	history := appendOrders(t, store, "h", 40, 4) // 200 events
 	p := newProjection(t, conn, "order_summary", &orderSummary{}, sch)
@@ -116,13 +117,13 @@ func (c *counter) Apply(ctx context.Context, tx pgx.Tx, e platform.Envelope) err
 
 func TestCrashMidBatchNothingSkippedNothingTwice(t *testing.T) {
 	ctx := testContext(t)
-	sch := schema(t)
+	sch := pgtest.Schema(t)
 	srv := server(t)
 	storeA, jsA := newStore(t, srv)
 	last := appendOrders(t, storeA, "c", 20, 9) // 200 events
 
 	// Process A dies inside the batch of positions 121 to 150.
-	connA := connect(t)
+	connA := pgtest.Conn(t)
 	reached, crash := make(chan struct{}), make(chan struct{})
 	pA := newProjection(t, connA, "counted", &counter{hook: func(ctx context.Context, e platform.Envelope) error {
 		if e.Position == 137 {
@@ -152,7 +153,7 @@ func TestCrashMidBatchNothingSkippedNothingTwice(t *testing.T) {
 	cancel()
 	close(crash)
 
-	check := connect(t)
+	check := pgtest.Conn(t)
 	view := pgx.Identifier{sch, "event_count"}.Sanitize()
 	ckpt := pgx.Identifier{sch, pgmodel.DefaultCheckpointTable}.Sanitize()
 	eventually(t, 10*time.Second, "A's transaction rolled back", func() bool {
@@ -164,7 +165,7 @@ func TestCrashMidBatchNothingSkippedNothingTwice(t *testing.T) {
 	}
 
 	storeB, _ := newStore(t, srv)
-	pB := newProjection(t, connect(t), "counted", &counter{}, sch)
+	pB := newProjection(t, pgtest.Conn(t), "counted", &counter{}, sch)
 	mB := manager(t, storeB, projections.Options{BatchSize: 30})
 	if err := mB.Register(projections.Projection{Name: "counted", Batch: pB}); err != nil {
 		t.Fatal(err)
@@ -182,10 +183,10 @@ func TestCrashMidBatchNothingSkippedNothingTwice(t *testing.T) {
 
 func TestOverlappingInstanceAppliesNothing(t *testing.T) {
 	ctx := testContext(t)
-	sch := schema(t)
-	check := connect(t)
-	a := newProjection(t, connect(t), "overlap", &counter{}, sch)
-	b := newProjection(t, connect(t), "overlap", &counter{}, sch)
+	sch := pgtest.Schema(t)
+	check := pgtest.Conn(t)
+	a := newProjection(t, pgtest.Conn(t), "overlap", &counter{}, sch)
+	b := newProjection(t, pgtest.Conn(t), "overlap", &counter{}, sch)
 	if err := a.Prepare(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func TestOverlappingInstanceAppliesNothing(t *testing.T) {
 
 func TestRebuildSwapsAtomically(t *testing.T) {
 	ctx := testContext(t)
-	sch := schema(t)
+	sch := pgtest.Schema(t)
 	store, _ := newStore(t, server(t))
 	appendOrders(t, store, "r", 60, 2) // 180 events
 	model := &orderSummary{}
@@ -241,7 +242,7 @@ func TestRebuildSwapsAtomically(t *testing.T) {
 	}
 	view := p.View("order_summary")
 	ckpt := pgx.Identifier{sch, pgmodel.DefaultCheckpointTable}.Sanitize()
-	check := connect(t)
+	check := pgtest.Conn(t)
 	eventually(t, 10*time.Second, "60 orders in the view", func() bool {
 		var n int64
 		err := check.QueryRow(ctx, "SELECT count(*) FROM "+view).Scan(&n)
@@ -250,7 +251,7 @@ func TestRebuildSwapsAtomically(t *testing.T) {
 
 	// A reader queries the view throughout: the order count never goes
 	// down, which a half-built model would show.
-	readerConn := connect(t)
+	readerConn := pgtest.Conn(t)
 	stop, readerDone := make(chan struct{}), make(chan error, 1)
 	var reads int
 	go func() {

@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/lexigram/events/internal/pgtest"
 	"github.com/lexigram/events/platform"
 	"github.com/lexigram/events/sagas"
 	"github.com/lexigram/events/sagas/pgstore"
@@ -25,39 +24,6 @@ func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// postgresURL is the test database: LEXIGRAM_TEST_POSTGRES, or the local
-// server with trust auth.
-func postgresURL() string {
-	if u := os.Getenv("LEXIGRAM_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// connect opens a pool on the test database, closed on cleanup. It skips
-// the test when PostgreSQL is unreachable, and fails it instead when
-// CI=true.
-func connect(t testing.TB) *pgxpool.Pool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	pool, err := pgxpool.New(ctx, postgresURL())
-	if err == nil {
-		if err = pool.Ping(ctx); err != nil {
-			pool.Close()
-		}
-	}
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL at %s is unreachable (%v): start it (.ci/run does) or set LEXIGRAM_TEST_POSTGRES", postgresURL(), err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(pool.Close)
-	return pool
 }
 
 // schema returns a fresh schema name starting with prefix, which the
@@ -87,7 +53,7 @@ type pgEnv struct {
 
 func newPGEnv(t testing.TB) pgEnv {
 	t.Helper()
-	pool := connect(t)
+	pool := pgtest.Pool(t)
 	sch := schema(t, pool, "lxs_")
 	s, err := pgstore.New(testContext(t), pool, pgstore.Options{Schema: sch})
 	if err != nil {
@@ -203,7 +169,7 @@ func TestCorruptRowListsByItsColumns(t *testing.T) {
 }
 
 func TestQuotedNames(t *testing.T) {
-	pool := connect(t)
+	pool := pgtest.Pool(t)
 	ctx := testContext(t)
 	sch := schema(t, pool, `lxs "odd"; `)
 	table := `sagas"; DROP TABLE x; --`
@@ -221,7 +187,7 @@ func TestQuotedNames(t *testing.T) {
 }
 
 func TestNewRefuses(t *testing.T) {
-	pool := connect(t)
+	pool := pgtest.Pool(t)
 	ctx := testContext(t)
 	if _, err := pgstore.New(ctx, nil, pgstore.Options{}); !errors.Is(err, platform.ErrInvalidArgument) {
 		t.Errorf("nil pool: got %v, want ErrInvalidArgument", err)
@@ -245,7 +211,7 @@ func TestNewRefuses(t *testing.T) {
 
 // Processes starting together all set up the one table.
 func TestConcurrentNew(t *testing.T) {
-	pool := connect(t)
+	pool := pgtest.Pool(t)
 	ctx := testContext(t)
 	sch := schema(t, pool, "lxs_")
 	const n = 8
