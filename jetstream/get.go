@@ -47,19 +47,45 @@ func (s *EventStore) getMsgOnce(ctx context.Context, req msgRequest) (*jetstream
 		}
 		return s.stream.GetMsg(ctx, req.Seq, jetstream.WithGetMsgSubject(req.NextFor))
 	}
+	return leaderGetMsg(ctx, s.js, s.opts.Stream, req)
+}
+
+// MoreAfter reports whether stream holds a message on subject (a filter,
+// wildcards allowed) after position seq and at most at last, asking the
+// stream's leader. A reader whose ordered consumer reports nothing pending
+// asks this before it stops: in a cluster the consumer may sit on a
+// replica that has not applied the newest writes, and a direct get may be
+// answered by such a replica too.
+func MoreAfter(ctx context.Context, js jetstream.JetStream, stream, subject string, seq, last uint64) (bool, error) {
+	if seq >= last {
+		return false, nil
+	}
+	m, err := leaderGetMsg(ctx, js, stream, msgRequest{Seq: seq + 1, NextFor: subject})
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return m.Sequence <= last, nil
+}
+
+// leaderGetMsg reads one message through the JetStream API, which the
+// stream leader answers.
+func leaderGetMsg(ctx context.Context, js jetstream.JetStream, stream string, req msgRequest) (*jetstream.RawStreamMsg, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.js.Options().DefaultTimeout)
+		ctx, cancel = context.WithTimeout(ctx, js.Options().DefaultTimeout)
 		defer cancel()
 	}
 	var resp *nats.Msg
-	subject := apiPrefix(s.js) + "STREAM.MSG.GET." + s.opts.Stream
+	subject := apiPrefix(js) + "STREAM.MSG.GET." + stream
 	for attempt := 0; ; attempt++ {
-		resp, err = s.js.Conn().RequestWithContext(ctx, subject, body)
+		resp, err = js.Conn().RequestWithContext(ctx, subject, body)
 		// No responders while the stream elects a leader.
 		if !errors.Is(err, nats.ErrNoResponders) || attempt == 10 {
 			break

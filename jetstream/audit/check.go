@@ -126,7 +126,7 @@ func Check(ctx context.Context, js jetstream.JetStream, opts Options) (*Report, 
 		e, err := lxjs.StoredEventOf(pos, m.Header, m.Data)
 		return err != nil || e.ID == id
 	}
-	s := scan{opts: opts, t: t, began: began, total: total, last: info.State.LastSeq}
+	s := scan{js: js, opts: opts, t: t, began: began, total: total, last: info.State.LastSeq}
 	if total > 0 {
 		if err := s.run(ctx, stream, filter); err != nil {
 			return nil, err
@@ -181,6 +181,7 @@ func subjectCount(ctx context.Context, stream jetstream.Stream, subject string) 
 
 // scan reads the messages in order through an ordered consumer.
 type scan struct {
+	js       jetstream.JetStream
 	opts     Options
 	t        *tracker
 	began    time.Time
@@ -216,7 +217,9 @@ func (s *scan) run(ctx context.Context, stream jetstream.Stream, filter []string
 		}
 	}()
 	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
-		return nil
+		if more, err := s.more(ctx, filter, 0); err != nil || !more {
+			return err
+		}
 	}
 	pull := 2000
 	if s.opts.Rate > 0 {
@@ -253,13 +256,35 @@ func (s *scan) run(ctx context.Context, stream jetstream.Stream, filter []string
 			s.opts.Progress(s.progress(false))
 			nextReport = now.Add(s.opts.ProgressEvery)
 		}
-		if pos >= s.last || md.NumPending == 0 {
+		if pos >= s.last {
 			return nil
+		}
+		if md.NumPending == 0 {
+			if more, err := s.more(ctx, filter, pos); err != nil || !more {
+				return err
+			}
 		}
 		if err := s.pace(ctx); err != nil {
 			return err
 		}
 	}
+}
+
+// more asks the stream leader whether the filter has a message after
+// pos, through the check's last position: the ordered consumer's pending
+// count comes from the server holding it, which in a cluster may be a
+// replica behind the leader (one just back from a partition), and
+// believing it would report the events it has not applied as lost.
+func (s *scan) more(ctx context.Context, filter []string, pos uint64) (bool, error) {
+	subject := ">"
+	if len(filter) == 1 {
+		subject = filter[0]
+	}
+	more, err := lxjs.MoreAfter(ctx, s.js, s.opts.Stream, subject, pos, s.last)
+	if err != nil {
+		return false, fmt.Errorf("audit: ask the leader of %s what follows position %d: %w", s.opts.Stream, pos, err)
+	}
+	return more, nil
 }
 
 // pace holds the check to its rate.

@@ -63,7 +63,19 @@ func Read(ctx context.Context, js jetstream.JetStream, src Source, f Filter) ite
 			fail(fmt.Errorf("stream %s: %w: is this the node's NATS, and its store.stream?", src.Stream, err))
 			return
 		}
-		cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject(src.SubjectPrefix)}, InactiveThreshold: time.Minute}
+		subject := f.subject(src.SubjectPrefix)
+		// The leader's last position when the read starts: a read that
+		// does not follow stops there, and asks the leader before it
+		// believes its consumer has nothing more (lxjs.MoreAfter).
+		last := stream.CachedInfo().State.LastSeq
+		more := func(pos uint64) (bool, error) {
+			more, err := lxjs.MoreAfter(ctx, js, src.Stream, subject, pos, last)
+			if err != nil {
+				return false, fmt.Errorf("read %s: ask its leader what follows position %d: %w", src.Stream, pos, err)
+			}
+			return more, nil
+		}
+		cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, InactiveThreshold: time.Minute}
 		switch {
 		case f.After > 0:
 			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, f.After+1
@@ -85,7 +97,15 @@ func Read(ctx context.Context, js jetstream.JetStream, src Source, f Filter) ite
 			}
 		}()
 		if info := cons.CachedInfo(); info != nil && info.NumPending == 0 && !f.Follow {
-			return
+			if !f.Since.IsZero() {
+				return // nothing since then; MoreAfter would count what came before
+			}
+			if more, err := more(f.After); err != nil || !more {
+				if err != nil {
+					fail(err)
+				}
+				return
+			}
 		}
 		it, err := cons.Messages(jetstream.PullMaxMessages(1000))
 		if err != nil {
@@ -115,6 +135,9 @@ func Read(ctx context.Context, js jetstream.JetStream, src Source, f Filter) ite
 				fail(fmt.Errorf("read %s: %w", src.Stream, err))
 				return
 			}
+			if !f.Follow && md.Sequence.Stream > last {
+				return // stored after the read started
+			}
 			agg, err := lxjs.StreamOf(src.SubjectPrefix, msg.Subject())
 			if err != nil {
 				fail(fmt.Errorf("read %s at position %d: %w", src.Stream, md.Sequence.Stream, err))
@@ -126,8 +149,13 @@ func Read(ctx context.Context, js jetstream.JetStream, src Source, f Filter) ite
 					return
 				}
 			}
-			if md.NumPending == 0 && !f.Follow {
-				return
+			if !f.Follow && (md.Sequence.Stream >= last || md.NumPending == 0) {
+				if more, err := more(md.Sequence.Stream); err != nil || !more {
+					if err != nil {
+						fail(err)
+					}
+					return
+				}
 			}
 		}
 	}

@@ -101,7 +101,7 @@ func Check(ctx context.Context, js jetstream.JetStream, reg *platform.Registry, 
 		opts.SubjectPrefix, _ = strings.CutSuffix(info.Config.Subjects[0], ".>")
 	}
 	s := &scan{
-		opts: opts, reg: reg, began: began, total: info.State.Msgs, last: info.State.LastSeq,
+		js: js, opts: opts, reg: reg, began: began, total: info.State.Msgs, last: info.State.LastSeq,
 		rng:   rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		stats: map[rawKey]*typeStats{},
 		rep: Report{Stream: opts.Stream, FirstPosition: info.State.FirstSeq, LastPosition: info.State.LastSeq,
@@ -140,6 +140,7 @@ type typeStats struct {
 }
 
 type scan struct {
+	js    jetstream.JetStream
 	opts  Options
 	reg   *platform.Registry
 	rng   *rand.Rand
@@ -179,7 +180,9 @@ func (s *scan) run(ctx context.Context, stream jetstream.Stream) error {
 		}
 	}()
 	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
-		return nil
+		if more, err := s.more(ctx, 0); err != nil || !more {
+			return err
+		}
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(2000))
 	if err != nil {
@@ -214,10 +217,26 @@ func (s *scan) run(ctx context.Context, stream jetstream.Stream) error {
 				nextReport = now.Add(s.opts.ProgressEvery)
 			}
 		}
-		if pos >= s.last || md.NumPending == 0 {
+		if pos >= s.last {
 			return nil
 		}
+		if md.NumPending == 0 {
+			if more, err := s.more(ctx, pos); err != nil || !more {
+				return err
+			}
+		}
 	}
+}
+
+// more asks the stream leader whether a message follows pos through the
+// check's last position: the ordered consumer may sit on a replica
+// behind the leader, whose pending count would end the check early.
+func (s *scan) more(ctx context.Context, pos uint64) (bool, error) {
+	more, err := lxjs.MoreAfter(ctx, s.js, s.opts.Stream, ">", pos, s.last)
+	if err != nil {
+		return false, platform.Errorf(platform.CodeStoreUnavailable, "schemacheck: ask the leader of %s what follows position %d: %w", s.opts.Stream, pos, err)
+	}
+	return more, nil
 }
 
 // observe counts one stored event and checks it if the sample takes it.
