@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
+	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
 )
 
@@ -82,26 +82,13 @@ func (q *DeadLetterQueue) List(ctx context.Context, bridge string) iter.Seq2[Dea
 			fail(err)
 			return
 		}
-		for start, more := uint64(1), true; more; {
-			page, err := jetstreamext.GetBatch(ctx, q.js, DefaultDeadLetterStream, deadLetterPage,
-				jetstreamext.GetBatchSeq(start), jetstreamext.GetBatchSubject(filter))
+		for m, err := range lxjs.DirectRead(ctx, q.js, DefaultDeadLetterStream, filter, deadLetterPage) {
 			if err != nil {
 				fail(err)
 				return
 			}
-			more = false
-			for m, err := range page {
-				if errors.Is(err, jetstreamext.ErrNoMessages) {
-					return
-				}
-				if err != nil {
-					fail(err)
-					return
-				}
-				start, more = m.Sequence+1, m.Header.Get("Nats-Num-Pending") != "0"
-				if !yield(deadLetterOf(m), nil) {
-					return
-				}
+			if !yield(deadLetterOf(m), nil) {
+				return
 			}
 		}
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
@@ -327,26 +326,14 @@ func (q *DLQ) List(ctx context.Context, handler string) iter.Seq2[Entry, error] 
 		fail := func(err error) {
 			yield(Entry{}, platform.Errorf(platform.CodeStoreUnavailable, "list DLQ entries: %w", err))
 		}
-		for start, more := uint64(1), true; more; {
-			page, err := jetstreamext.GetBatch(ctx, q.js, q.opts.Stream, listPage, jetstreamext.GetBatchSeq(start), jetstreamext.GetBatchSubject(q.entriesFilter(handler)))
+		for m, err := range lxjs.DirectRead(ctx, q.js, q.opts.Stream, q.entriesFilter(handler), listPage) {
 			if err != nil {
 				fail(err)
 				return
 			}
-			more = false
-			for m, err := range page {
-				if errors.Is(err, jetstreamext.ErrNoMessages) {
-					return
-				}
-				if err != nil {
-					fail(err)
-					return
-				}
-				start, more = m.Sequence+1, m.Header.Get("Nats-Num-Pending") != "0"
-				e, err := entryOf(m)
-				if !yield(e, err) {
-					return
-				}
+			e, err := entryOf(m)
+			if !yield(e, err) {
+				return
 			}
 		}
 	}
