@@ -106,6 +106,17 @@ func (q *keyedQueue) release(keys []string) {
 	q.cond.Broadcast()
 }
 
+// len counts the messages waiting and held by workers.
+func (q *keyedQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.pending)
+	for _, h := range q.held {
+		n += h
+	}
+	return n
+}
+
 // close makes take return false once the queue is empty.
 func (q *keyedQueue) close() {
 	q.mu.Lock()
