@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/lexigram/events/platform"
 	"github.com/lexigram/events/projections"
@@ -301,6 +302,26 @@ func (p *Projection) searchPath(ctx context.Context, tx pgx.Tx, gen projections.
 	return err
 }
 
+// passing reports a PostgreSQL error that waiting cures: a lost
+// connection (class 08), a server shutting down or starting (57P01 to
+// 57P03, also what pg_terminate_backend sends), too few resources (class
+// 53: connections, memory, disk), a serialization failure or a deadlock
+// (40001, 40P01), a timeout, or a request that never reached the server.
+// Wrapped as platform.ErrStoreUnavailable, the projection waits and tries
+// again from its position instead of going FAULTED.
+func passing(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch code := pgErr.Code; {
+		case strings.HasPrefix(code, "08"), strings.HasPrefix(code, "53"),
+			code == "57P01", code == "57P02", code == "57P03", code == "40001", code == "40P01":
+			return true
+		}
+		return false
+	}
+	return pgconn.SafeToRetry(err) || pgconn.Timeout(err)
+}
+
 // inTx runs f in a transaction, committed if f returns nil.
 func (p *Projection) inTx(ctx context.Context, what string, f func(tx pgx.Tx) error) error {
 	if p.serial != nil {
@@ -313,8 +334,11 @@ func (p *Projection) inTx(ctx context.Context, what string, f func(tx pgx.Tx) er
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if err := f(tx); err != nil {
-		if platform.CodeOf(err) != "" || errors.Is(err, pgx.ErrNoRows) {
+		switch {
+		case platform.CodeOf(err) != "" || errors.Is(err, pgx.ErrNoRows):
 			return err
+		case passing(err):
+			return platform.Errorf(platform.CodeStoreUnavailable, "pgmodel: projection %q: %s: %w: PostgreSQL may be restarting or asked for a retry; the projection tries again", p.name, what, err)
 		}
 		return fmt.Errorf("pgmodel: projection %q: %s: %w", p.name, what, err)
 	}
