@@ -36,6 +36,10 @@ func (a *api) document() map[string]any {
 		return map[string]any{"name": name, "in": in, "description": desc, "schema": schema, "required": required}
 	}
 	str, uint64s := map[string]any{"type": "string"}, map[string]any{"type": "integer", "minimum": 0}
+	// The tenant, on the routes served per tenant (tenantRoute); the
+	// node-wide listings answer 403 to a request that names one.
+	tenant := param(TenantHeader, "header", "the tenant the request acts for ("+tenantFix+"); the node-wide listings refuse it with 403",
+		map[string]any{"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, a.opts.RequireTenant)
 	paths := map[string]any{}
 	resultRef := g.of(reflect.TypeFor[resultJSON]())
 	for _, t := range a.opts.Commands {
@@ -45,7 +49,7 @@ func (a *api) document() map[string]any {
 		}
 		paths["/api/commands/"+et.Name] = map[string]any{"post": map[string]any{
 			"operationId": "command." + et.Name, "tags": []string{"commands"}, "summary": "Dispatch command " + et.Name,
-			"parameters":  []any{param("Idempotency-Key", "header", "applies the command once per key (with the Idempotency middleware)", str, false)},
+			"parameters":  []any{tenant, param("Idempotency-Key", "header", "applies the command once per key (with the Idempotency middleware)", str, false)},
 			"requestBody": map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": g.named(et.Name, t.body)}}},
 			"responses":   ok("what the command changed", resultRef, "400", "401", "404", "409", "413", "422"),
 		}}
@@ -55,7 +59,7 @@ func (a *api) document() map[string]any {
 		if err != nil {
 			continue
 		}
-		params := []any{
+		params := []any{tenant,
 			param(paramWaitFor, "query", "hold the read until projections have applied this position", uint64s, false),
 			param(paramWaitForProjection, "query", "the projection wait-for waits for (default: the query's, else all)", str, false),
 		}
@@ -70,7 +74,7 @@ func (a *api) document() map[string]any {
 		}
 		paths["/api/queries/"+et.Name] = map[string]any{"get": map[string]any{
 			"operationId": "query." + et.Name, "tags": []string{"queries"}, "summary": "Run query " + et.Name,
-			"parameters": params, "responses": ok("the query's result", result, "400", "401", "404", "422", "504"),
+			"parameters": params, "responses": ok("the query's result", result, "400", "401", "403", "404", "422", "504"),
 		}}
 		g.named(et.Name, t.body)
 	}
@@ -81,19 +85,19 @@ func (a *api) document() map[string]any {
 	limit := param("limit", "query", "page size, 1 to 1000 (default 100)", uint64s, false)
 	paths["/api/aggregates/{type}/{id}/events"] = map[string]any{"get": map[string]any{
 		"operationId": "aggregate.events", "tags": []string{"store"}, "summary": "An aggregate's history, paged",
-		"parameters": []any{param("type", "path", "aggregate type", str, true), param("id", "path", "aggregate ID", str, true),
+		"parameters": []any{tenant, param("type", "path", "aggregate type", str, true), param("id", "path", "aggregate ID", str, true),
 			param("after", "query", "list the versions after this one (a page's next)", uint64s, false), limit},
-		"responses": ok("one page of events", g.of(reflect.TypeFor[historyJSON]()), "400", "401", "404"),
+		"responses": ok("one page of events", g.of(reflect.TypeFor[historyJSON]()), "400", "401", "403", "404"),
 	}}
 	paths["/api/streams"] = map[string]any{"get": map[string]any{"operationId": "streams", "tags": []string{"operations"},
-		"summary": "The account's JetStream streams", "responses": ok("the streams", list("streams", g.of(reflect.TypeFor[streamJSON]())), "401")}}
+		"summary": "The account's JetStream streams", "responses": ok("the streams", list("streams", g.of(reflect.TypeFor[streamJSON]())), "401", "403")}}
 	paths["/api/projections"] = map[string]any{"get": map[string]any{"operationId": "projections", "tags": []string{"operations"},
-		"summary": "Every projection's status", "responses": ok("the projections", list("projections", g.of(reflect.TypeFor[projectionJSON]())), "401")}}
+		"summary": "Every projection's status", "responses": ok("the projections", list("projections", g.of(reflect.TypeFor[projectionJSON]())), "401", "403")}}
 	projection := g.of(reflect.TypeFor[projectionJSON]())
 	name := param("name", "path", "the projection's name", str, true)
 	paths["/api/projections/{name}"] = map[string]any{"get": map[string]any{"operationId": "projection", "tags": []string{"operations"},
-		"summary": "One projection's status", "parameters": []any{name}, "responses": ok("the projection", projection, "401", "404")}}
-	actionResponses := ok("the projection's status after the action", projection, "400", "401", "404", "409")
+		"summary": "One projection's status", "parameters": []any{name}, "responses": ok("the projection", projection, "401", "403", "404")}}
+	actionResponses := ok("the projection's status after the action", projection, "400", "401", "403", "404", "409")
 	actionResponses["202"] = map[string]any{"description": "rebuild: started; its progress is the status's rebuild",
 		"content": map[string]any{"application/json": map[string]any{"schema": projection}}}
 	paths["/api/projections/{name}/{action}"] = map[string]any{"post": map[string]any{"operationId": "projectionAction", "tags": []string{"operations"},
@@ -104,18 +108,20 @@ func (a *api) document() map[string]any {
 	paths["/api/sagas"] = map[string]any{"get": map[string]any{"operationId": "sagas", "tags": []string{"operations"}, "summary": "Saga instances, paged by ID",
 		"parameters": []any{param("type", "query", "saga type", str, false), param("state", "query", "states (repeat for several)", str, false),
 			param("after", "query", "list the instances after this ID (a page's next)", str, false), limit},
-		"responses": ok("the instances", map[string]any{"type": "object"}, "400", "401")}}
+		"responses": ok("the instances", map[string]any{"type": "object"}, "400", "401", "403")}}
 	paths["/api/dlq"] = map[string]any{"get": map[string]any{"operationId": "dlq", "tags": []string{"operations"}, "summary": "Dead letters",
 		"parameters": []any{param("handler", "query", "one durable handler's", str, false), limit},
-		"responses":  ok("the dead letters", list("dead_letters", g.of(reflect.TypeFor[dlqJSON]())), "400", "401")}}
+		"responses":  ok("the dead letters", list("dead_letters", g.of(reflect.TypeFor[dlqJSON]())), "400", "401", "403")}}
 	paths["/api/stream"] = map[string]any{"get": map[string]any{"operationId": "stream", "tags": []string{"store"},
 		"summary": "WebSocket: the store's events as JSON text messages (" + envRef["$ref"].(string) + ")",
 		"parameters": []any{param("aggregate_type", "query", "one aggregate type (default any)", str, false),
 			param("aggregate_id", "query", "one aggregate ID (default any)", str, false),
 			param("event_type", "query", "event types, comma-separated (default all)", str, false),
 			param("from", "query", "send the events after this position (default: new events only)", uint64s, false),
-			param("token", "query", "the bearer token, for browsers", str, false)},
-		"responses": map[string]any{"101": map[string]any{"description": "switching to WebSocket"}, "400": problems("400")["400"], "401": problems("401")["401"]}}}
+			param("token", "query", "the bearer token, for browsers", str, false),
+			tenant, param(tenantParam, "query", "the tenant, for browsers (which cannot set a WebSocket's headers)", str, false)},
+		"responses": map[string]any{"101": map[string]any{"description": "switching to WebSocket"},
+			"400": problems("400")["400"], "401": problems("401")["401"], "403": problems("403")["403"]}}}
 	return map[string]any{
 		"openapi": "3.1.0",
 		"info":    map[string]any{"title": "lexigram node API", "version": "1"},

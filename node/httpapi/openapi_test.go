@@ -69,7 +69,7 @@ func TestOpenAPI(t *testing.T) {
 	for _, p := range q.Parameters {
 		params = append(params, p.Name)
 	}
-	if want := []string{"account", "min", "since", "tags", "wait-for", "wait-for-projection"}; !slices.Equal(sorted(params), want) {
+	if want := []string{httpapi.TenantHeader, "account", "min", "since", "tags", "wait-for", "wait-for-projection"}; !slices.Equal(sorted(params), want) {
 		t.Fatalf("query parameters %v, want %v", sorted(params), want)
 	}
 	for _, p := range []string{"/api/aggregates/{type}/{id}/events", "/api/streams", "/api/projections", "/api/sagas", "/api/dlq", "/api/stream"} {
@@ -79,6 +79,43 @@ func TestOpenAPI(t *testing.T) {
 	}
 	if b := doc.Comps.Schemas["Balance"]; len(b.Properties) != 3 {
 		t.Fatalf("the query's result schema: %+v", b)
+	}
+}
+
+// TestOpenAPITenant: the routes served per tenant describe the tenant
+// header, required when the node requires a tenant; the node-wide
+// listings do not take it and say they answer 403.
+func TestOpenAPITenant(t *testing.T) {
+	for _, require := range []bool{false, true} {
+		e := start(t, httpapi.Options{RequireTenant: require})
+		var doc struct {
+			Paths map[string]map[string]struct {
+				Parameters []struct {
+					Name     string `json:"name"`
+					In       string `json:"in"`
+					Required bool   `json:"required"`
+				} `json:"parameters"`
+				Responses map[string]json.RawMessage `json:"responses"`
+			} `json:"paths"`
+		}
+		e.do(t, "GET", "/api/openapi.json", "").ok(t, &doc)
+		for path, method := range map[string]string{"/api/commands/test.deposit": "post", "/api/queries/test.get-balance": "get",
+			"/api/aggregates/{type}/{id}/events": "get", "/api/stream": "get", "/api/streams": "get", "/api/sagas": "get"} {
+			op := doc.Paths[path][method]
+			found, required := false, false
+			for _, p := range op.Parameters {
+				if p.Name == httpapi.TenantHeader && p.In == "header" {
+					found, required = true, p.Required
+				}
+			}
+			perTenant := path != "/api/streams" && path != "/api/sagas"
+			if found != perTenant || required != (perTenant && require) {
+				t.Fatalf("RequireTenant %v: %s %s: tenant header described %v, required %v; want %v, %v", require, method, path, found, required, perTenant, perTenant && require)
+			}
+			if _, ok := op.Responses["403"]; !ok && path != "/api/commands/test.deposit" {
+				t.Fatalf("%s %s: no 403 response (a tenant the route cannot serve)", method, path)
+			}
+		}
 	}
 }
 
