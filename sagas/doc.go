@@ -37,7 +37,12 @@
 // back after Options.AckWait and another manager resumes the instance once
 // the lease has run out. Run, as it starts, also sends every unfinished
 // instance of its types a message, so a cluster stopped entirely picks up
-// where it was.
+// where it was. And every AckWait a running manager sweeps for instances
+// created but never moved on, whose start message never reached the
+// server (Start's process died between its two writes, or the server
+// refused the message): the KV store reads only the headers of the
+// records written in the window before last, each instance's last record
+// once; the other stores List their STARTED instances.
 //
 // # Steps that run twice
 //

@@ -34,3 +34,6 @@ func (m *Metrics) EventsCounter(sagaType, outcome string) prometheus.Counter {
 func (m *Metrics) StaleFiresCounter(sagaType string) prometheus.Counter {
 	return m.stale.WithLabelValues(sagaType)
 }
+
+// StartLease is the lease owner of an instance as Start creates it.
+const StartLease = startLease

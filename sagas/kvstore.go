@@ -37,6 +37,7 @@ type KVOptions struct {
 // on it.
 type KVStore struct {
 	kv     jetstream.KeyValue
+	stream jetstream.Stream // the bucket's, for the start sweep's window reads
 	bucket string
 }
 
@@ -59,7 +60,11 @@ func NewKVStore(ctx context.Context, js jetstream.JetStream, opts KVOptions) (*K
 	if err != nil {
 		return nil, err
 	}
-	return &KVStore{kv: kv, bucket: opts.Bucket}, nil
+	stream, err := js.Stream(ctx, "KV_"+opts.Bucket)
+	if err != nil {
+		return nil, kvErr(err, "open the stream of bucket %q", opts.Bucket)
+	}
+	return &KVStore{kv: kv, stream: stream, bucket: opts.Bucket}, nil
 }
 
 // openKVBucket creates the bucket, or updates an existing one to want, as

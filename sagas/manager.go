@@ -337,7 +337,9 @@ func (m *Manager) Find(ctx context.Context, sagaType, key string) (Instance, err
 
 // Run advances instances until ctx ends, then waits for the steps under
 // way to finish. As it starts it moves on every instance of a registered
-// type that is not resting, which resumes those a stopped cluster left.
+// type that is not resting, which resumes those a stopped cluster left;
+// then, every AckWait, those whose start message never reached the
+// server (sweep.go).
 func (m *Manager) Run(ctx context.Context) error {
 	w := &workers{}
 	defer w.stop()
@@ -356,10 +358,16 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	// The sweep takes over from where the resume reads: what is created
+	// after this is in its windows.
+	sweepFrom := m.sweepPosition(ctx)
 	if err := m.resumeAll(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		m.log.WarnContext(ctx, "sagas: could not move on every unfinished instance at start; each moves on its next message", "error", err)
 	}
 	m.resumedOnce.Do(func() { close(m.resumed) })
+	swept := make(chan struct{})
+	go func() { defer close(swept); m.sweepStarts(ctx, sweepFrom) }()
+	defer func() { <-swept }()
 	m.watchWork(ctx, w)
 	return nil
 }

@@ -64,4 +64,17 @@ func TestSagaOnAnOlderServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, m, in.ID, sagas.Completed)
+
+	// The start sweep reads the KV store's windows with an ordered
+	// consumer of headers only, which this server has too.
+	bucket := "lxtest_sagas_" + nuid.Next()
+	t.Cleanup(func() { _ = js.DeleteKeyValue(context.Background(), bucket) })
+	kv, err := sagas.NewKVStore(context.Background(), js, sagas.KVOptions{Bucket: bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sweepOpts := opts
+	sweepOpts.Stream, sweepOpts.SubjectPrefix = name+"_SWEEP", "lxtest."+name+"-sweep"
+	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), sweepOpts.Stream) })
+	checkStrandedMovesOn(t, js, kv, sweepOpts)
 }

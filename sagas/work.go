@@ -157,7 +157,7 @@ func kick(ctx context.Context, js jetstream.JetStream, prefix string, in Instanc
 		msg.Header.Set(revisionHeader, uitoa(in.Revision))
 	}
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
-		return platform.Errorf(platform.CodeStoreUnavailable, "saga %s (%s): send it on: %w (it is stored; it moves on when a manager starts)", in.ID, in.Type, err)
+		return platform.Errorf(platform.CodeStoreUnavailable, "saga %s (%s): send it on: %w (it is stored; it moves on when a manager starts, or, a new instance, at a running manager's start sweep within two AckWaits)", in.ID, in.Type, err)
 	}
 	return nil
 }
