@@ -39,8 +39,9 @@
 // instance of its types a message, so a cluster stopped entirely picks up
 // where it was. And every AckWait a running manager sweeps for instances
 // created but never moved on, whose start message never reached the
-// server (Start's process died between its two writes, or the server
-// refused the message): the KV store reads only the headers of the
+// server (Start returns once the instance is stored, without waiting for
+// that message: its process may die before it is stored, or the server
+// refuse it): the KV store reads only the headers of the
 // records written in the window before last, each instance's last record
 // once; the other stores List their STARTED instances.
 //

@@ -276,7 +276,10 @@ func (m *Manager) kindOf(name string) *kind {
 // data (of the type's data type), correlated with ctx's correlation ID
 // and caused by its causation ID. Starting again for a key that has an
 // instance returns that instance and starts nothing. The instance runs
-// in whichever process runs a Manager.
+// in whichever process runs a Manager. Start returns once the instance is
+// stored; its start message may still be on its way (a process that dies
+// meanwhile leaves it to a running manager's start sweep, within two
+// AckWaits).
 func (m *Manager) Start(ctx context.Context, sagaType, key string, data any) (Instance, error) {
 	k := m.kindOf(sagaType)
 	if k == nil {
@@ -321,7 +324,12 @@ func (m *Manager) Start(ctx context.Context, sagaType, key string, data any) (In
 		// message's to take.
 		why = "resume"
 	}
-	if err := m.kick(ctx, stored, why); err != nil {
+	if why == "start" {
+		err = m.sendStart(ctx, stored)
+	} else {
+		err = m.kick(ctx, stored, why)
+	}
+	if err != nil {
 		return Instance{}, err
 	}
 	return stored, nil

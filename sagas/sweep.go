@@ -5,13 +5,11 @@ import (
 	"time"
 )
 
-// Start stores an instance, then sends its start message. A process that
-// dies between the two, or a server that refuses the message (Start then
-// returns the error, the instance stored), leaves an instance that
+// Start stores an instance and sends its start message without waiting
+// for the server (sendStart). A process that dies before the server has
+// the message, or a server that keeps refusing it, leaves an instance that
 // nothing moves on: created, its start lease run out, and no message.
-// Before the sweep, only a second Start for its key or a manager's Run
-// moved it on. Every AckWait, the sweep finds such instances and sends
-// them on.
+// Every AckWait, the sweep finds such instances and sends them on.
 
 // windowed is a Store that can find the instances never saved since their
 // Create, among those created in a window of its positions, without

@@ -141,24 +141,73 @@ const startLease = "start"
 // holds.
 const revisionHeader = "Lexigram-Saga-Revision"
 
-// kick publishes the message that moves an instance on. The message ID
-// names the instance's revision, so kicks of one state are stored once.
-// The start message holds the instance as created, so that the manager
-// taking it need not read it back.
+// kick publishes the message that moves an instance on, and waits for
+// the server to store it.
 func kick(ctx context.Context, js jetstream.JetStream, prefix string, in Instance, why string) error {
+	msg, err := workMessage(prefix, in, why)
+	if err != nil {
+		return err
+	}
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		return platform.Errorf(platform.CodeStoreUnavailable, "saga %s (%s): send it on: %w (it is stored; it moves on when a manager starts)", in.ID, in.Type, err)
+	}
+	return nil
+}
+
+// workMessage is the message that moves an instance on. Its ID names the
+// instance's revision, so kicks of one state are stored once. The start
+// message holds the instance as created, so that the manager taking it
+// need not read it back.
+func workMessage(prefix string, in Instance, why string) (*nats.Msg, error) {
 	msg := nats.NewMsg(prefix + ".run." + in.Type + "." + in.ID)
 	msg.Header.Set(jetstream.MsgIDHeader, in.ID+"."+why+"."+uitoa(in.Revision))
 	if why == "start" && in.Owner == startLease {
 		data, err := json.Marshal(in)
 		if err != nil {
-			return platform.Errorf(platform.CodeInvalidArgument, "saga %s (%s): encode its start message: %w", in.ID, in.Type, err)
+			return nil, platform.Errorf(platform.CodeInvalidArgument, "saga %s (%s): encode its start message: %w", in.ID, in.Type, err)
 		}
 		msg.Data = data
 		msg.Header.Set(revisionHeader, uitoa(in.Revision))
 	}
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
-		return platform.Errorf(platform.CodeStoreUnavailable, "saga %s (%s): send it on: %w (it is stored; it moves on when a manager starts, or, a new instance, at a running manager's start sweep within two AckWaits)", in.ID, in.Type, err)
+	return msg, nil
+}
+
+// sendStart publishes a new instance's start message without waiting for
+// the server: Start returns once the instance is stored, which is what
+// makes it durable. A message the server refuses, or does not acknowledge
+// within AckWait, is sent again, waiting (its ID makes a second copy of
+// one that was stored a duplicate). If that fails too, or the process
+// dies first, the start sweep (sweep.go) sends the instance on. Not
+// waiting measured 0.04 of saga.steps' ratio (1.49 against 1.53, medians
+// of six alternating runs).
+func (m *Manager) sendStart(ctx context.Context, in Instance) error {
+	if m.mover != nil {
+		return m.mover(ctx, in, "start")
 	}
+	msg, err := workMessage(m.opts.SubjectPrefix, in, "start")
+	if err != nil {
+		return err
+	}
+	ack, err := m.js.PublishMsgAsync(msg)
+	if err != nil {
+		return m.kick(ctx, in, "start") // too many in flight, say: wait for this one
+	}
+	go func() {
+		timeout := time.NewTimer(m.opts.AckWait)
+		defer timeout.Stop()
+		select {
+		case <-ack.Ok():
+			return
+		case err = <-ack.Err():
+		case <-timeout.C:
+			err = errors.New("no acknowledgement within AckWait")
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.AckWait)
+		defer cancel()
+		if kerr := m.kick(ctx, in, "start"); kerr != nil {
+			m.log.WarnContext(ctx, "sagas: the start message was not stored; the start sweep sends the instance on within two AckWaits", "id", in.ID, "type", in.Type, "first", err, "again", kerr)
+		}
+	}()
 	return nil
 }
 
