@@ -430,15 +430,23 @@ func (m *Manager) registered() []*kind {
 // resumeAll sends every unfinished instance of a registered type its next
 // message.
 func (m *Manager) resumeAll(ctx context.Context) error {
+	return m.eachListed(ctx, []State{Started, Running, Failed, TimedOut, Compensating}, func(in Instance) error {
+		return m.kick(ctx, in, "resume")
+	})
+}
+
+// eachListed calls f with every instance of a registered type in one of
+// the states, a page of the store's List at a time, until f fails.
+func (m *Manager) eachListed(ctx context.Context, states []State, f func(Instance) error) error {
 	for _, k := range m.registered() {
-		q := Query{Type: k.name, States: []State{Started, Running, Failed, TimedOut, Compensating}, Limit: 500}
+		q := Query{Type: k.name, States: states, Limit: 500}
 		for {
 			page, err := m.store.List(ctx, q)
 			if err != nil {
 				return err
 			}
 			for _, in := range page {
-				if err := m.kick(ctx, in, "resume"); err != nil {
+				if err := f(in); err != nil {
 					return err
 				}
 			}

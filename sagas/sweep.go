@@ -75,22 +75,12 @@ func (m *Manager) sweepStarts(ctx context.Context, from uint64) {
 
 // sweepListed is the sweep of a store without windows.
 func (m *Manager) sweepListed(ctx context.Context) {
-	for _, k := range m.registered() {
-		q := Query{Type: k.name, States: []State{Started}, Limit: 500}
-		for {
-			page, err := m.store.List(ctx, q)
-			if err != nil {
-				m.log.WarnContext(ctx, "sagas: the start sweep could not list the STARTED instances; it tries again at its next tick", "type", k.name, "error", err)
-				return
-			}
-			for _, in := range page {
-				m.sendOnIfStranded(ctx, in, false)
-			}
-			if len(page) < q.Limit {
-				break
-			}
-			q.After = page[len(page)-1].ID
-		}
+	err := m.eachListed(ctx, []State{Started}, func(in Instance) error {
+		m.sendOnIfStranded(ctx, in, false)
+		return nil
+	})
+	if err != nil {
+		m.log.WarnContext(ctx, "sagas: the start sweep could not list the STARTED instances; it tries again at its next tick", "error", err)
 	}
 }
 
