@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/lexigram/events/platform"
@@ -83,6 +84,7 @@ type Outbound struct {
 	m     *bridgeMetrics
 	types map[string]bool
 
+	nc      *nats.Conn
 	cons    jetstream.Consumer
 	cc      jetstream.ConsumeContext
 	queue   *keyedQueue
@@ -101,7 +103,7 @@ func NewOutbound(ctx context.Context, js jetstream.JetStream, pub Publisher, opt
 	if err != nil {
 		return nil, err
 	}
-	o := &Outbound{opts: opts, log: opts.Logger.With("bridge", opts.Name, "direction", "outbound"), pub: pub}
+	o := &Outbound{opts: opts, log: opts.Logger.With("bridge", opts.Name, "direction", "outbound"), pub: pub, nc: js.Conn()}
 	o.enc = &encoder{format: opts.Format, prefix: opts.SubjectPrefix, source: opts.Source, cePrefix: "ce-", json: opts.JSON}
 	if p, ok := pub.(CloudEventsPrefixer); ok {
 		o.enc.cePrefix = p.CloudEventsPrefix()
@@ -240,10 +242,17 @@ func (o *Outbound) Connected() bool {
 func (o *Outbound) Stop(ctx context.Context) error {
 	var err error
 	o.once.Do(func() {
-		o.cc.Drain()
+		connected := o.nc.IsConnected()
+		if connected {
+			o.cc.Drain()
+		} else {
+			o.cc.Stop() // a drain would wait for the server's answer to its flush: 10 s
+		}
 		select {
 		case <-o.cc.Closed():
-			o.takeStragglers(ctx)
+			if connected {
+				o.takeStragglers(ctx)
+			}
 		case <-ctx.Done():
 			o.cancel()
 			o.cc.Stop()
@@ -268,7 +277,7 @@ func (o *Outbound) Stop(ctx context.Context) error {
 	return err
 }
 
-// stragglerWait bounds how long Stop waits for messages the server sent
+// stragglerWait bounds how long Stop looks for messages the server sent
 // as the consumer was drained.
 const stragglerWait = 500 * time.Millisecond
 
@@ -282,15 +291,15 @@ const stragglerWait = 500 * time.Millisecond
 // same consumer it counts theirs too, and the fetch then waits its bound
 // and takes new messages, which Stop finishes like the rest.
 func (o *Outbound) takeStragglers(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, stragglerWait)
+	defer cancel()
 	info, err := o.cons.Info(ctx)
 	if err != nil {
-		return
+		return // NATS unreachable: nothing can be fetched either
 	}
 	missing := info.NumAckPending - o.queue.len()
-	wait := stragglerWait
-	if deadline, ok := ctx.Deadline(); ok {
-		wait = min(wait, time.Until(deadline))
-	}
+	deadline, _ := ctx.Deadline()
+	wait := time.Until(deadline)
 	if missing <= 0 || wait <= 0 {
 		return
 	}

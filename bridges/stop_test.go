@@ -6,8 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/lexigram/events/bridges"
 	"github.com/lexigram/events/bridges/memory"
+	"github.com/lexigram/events/embedded"
 	"github.com/lexigram/events/embedded/embeddedtest"
 )
 
@@ -126,5 +129,32 @@ func TestInboundStopWhileJetStreamRefuses(t *testing.T) {
 	}
 	if n := b.Len("q"); n != 1 {
 		t.Fatalf("the broker holds %d messages after Stop, want the one JetStream never stored", n)
+	}
+}
+
+// Stop with the NATS server gone returns at once, whatever its context:
+// the look for messages sent as the consumer was drained gives up.
+func TestOutboundStopWithNATSGone(t *testing.T) {
+	s := embeddedtest.Server(t, func(o *embedded.Options) { o.FsyncInterval = time.Minute })
+	js, err := jetstream.New(embeddedtest.Conn(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newStore(t, js, nil)
+	b := memory.NewBroker()
+	out, err := bridges.NewOutbound(t.Context(), js, b.Publisher("q"), bridges.OutboundOptions{Name: "nats-gone", Stream: st.StreamName(),
+		SubjectPrefix: st.SubjectPrefix(), Logger: embeddedtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := out.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop with NATS gone and nothing in flight: %v", err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Fatalf("Stop with NATS gone took %v", took)
 	}
 }
