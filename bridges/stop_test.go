@@ -132,11 +132,13 @@ func TestInboundStopWhileJetStreamRefuses(t *testing.T) {
 	}
 }
 
-// Stop with the NATS server gone returns at once, whatever its context:
+// Stop with the NATS server gone (and the connection aware of it) returns
+// at once, whatever its context:
 // the look for messages sent as the consumer was drained gives up.
 func TestOutboundStopWithNATSGone(t *testing.T) {
 	s := embeddedtest.Server(t, func(o *embedded.Options) { o.FsyncInterval = time.Minute })
-	js, err := jetstream.New(embeddedtest.Conn(t, s))
+	nc := embeddedtest.Conn(t, s)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +152,7 @@ func TestOutboundStopWithNATSGone(t *testing.T) {
 	if err := s.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "the connection to notice the server is gone", func() bool { return !nc.IsConnected() })
 	began := time.Now()
 	if err := out.Stop(context.Background()); err != nil {
 		t.Fatalf("Stop with NATS gone and nothing in flight: %v", err)

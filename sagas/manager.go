@@ -349,7 +349,7 @@ func (m *Manager) Find(ctx context.Context, sagaType, key string) (Instance, err
 // then, every AckWait, those whose start message never reached the
 // server (sweep.go).
 func (m *Manager) Run(ctx context.Context) error {
-	w := &workers{}
+	w := &workers{nc: m.js.Conn()}
 	defer w.stop()
 	// The events first: a step's command can raise the event that the
 	// step after it waits for, and a listener created after that event

@@ -214,3 +214,48 @@ func TestSagaWorkSurvivesAServerRestart(t *testing.T) {
 		t.Errorf("reserve applied %d times, want 1", n)
 	}
 }
+
+// Run returns at once when stopped with the NATS server gone (and the
+// connection aware of it): its consumers are stopped, not drained.
+func TestRunStopsWithNATSGone(t *testing.T) {
+	srv := embeddedtest.Server(t)
+	nc := embeddedtest.Conn(t, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sagas.NewManager(t.Context(), js, sagas.NewMemoryStore(), sagas.Options{Commands: bus(t, &ledger{fail: map[string]int{}}), Logger: embeddedtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Register(fulfillment()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	sagas.WaitResumed(t, m)
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for nc.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection did not notice the server is gone")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	began := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5s of its context ending with NATS gone")
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Fatalf("Run took %v to stop with NATS gone", took)
+	}
+}

@@ -215,6 +215,7 @@ func (m *Manager) sendStart(ctx context.Context, in Instance) error {
 // dispatch, so one instance's messages are handled one at a time in this
 // process.
 type workers struct {
+	nc        *nats.Conn
 	consumes  []jetstream.ConsumeContext // of timer fires
 	work      []jetstream.ConsumeContext // of the work stream, one per type
 	listeners []*durable.Handler
@@ -268,10 +269,20 @@ func (m *Manager) consume(ctx context.Context, w *workers) error {
 // every message pulled is handed to a worker.
 func (w *workers) stopConsuming() {
 	for _, cc := range w.work {
-		cc.Drain()
-		<-cc.Closed()
+		w.end(cc)
 	}
 	w.work = nil
+}
+
+// end drains cc and waits for it, or, with the connection down, stops it:
+// a drain would wait 10 s for the server's answer to its flush.
+func (w *workers) end(cc jetstream.ConsumeContext) {
+	if w.nc.IsConnected() {
+		cc.Drain()
+	} else {
+		cc.Stop()
+	}
+	<-cc.Closed()
 }
 
 // stop stops pulling and waits for the instances being advanced.
@@ -281,8 +292,7 @@ func (w *workers) stop() {
 	}
 	w.stopConsuming()
 	for _, cc := range w.consumes {
-		cc.Drain()
-		<-cc.Closed()
+		w.end(cc)
 	}
 	if w.queue != nil {
 		w.queue.close()

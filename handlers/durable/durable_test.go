@@ -854,6 +854,24 @@ func TestStopGivesUpWithItsContext(t *testing.T) {
 	}
 }
 
+// Stop with the NATS server gone (and the connection aware of it) returns
+// at once: a drain would wait for the server's answer to its flush.
+func TestStopWithNATSGone(t *testing.T) {
+	e := newEnv(t)
+	h := e.start(e.js, "nats-gone", func(context.Context, platform.Envelope) error { return nil }, durable.Options{})
+	if err := e.srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the connection to notice the server is gone", func() bool { return !e.nc.IsConnected() })
+	began := time.Now()
+	if err := h.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop with NATS gone and nothing in flight: %v", err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Fatalf("Stop with NATS gone took %v", took)
+	}
+}
+
 func TestRejectsBadSettings(t *testing.T) {
 	e := newEnv(t)
 	noop := func(context.Context, platform.Envelope) error { return nil }

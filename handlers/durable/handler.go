@@ -170,6 +170,7 @@ type Handler struct {
 	store    Store
 	handles  map[string]bool // nil: every type
 	dlq      *DLQ
+	nc       *nats.Conn
 	cons     jetstream.Consumer
 	m        *handlerMetrics
 	tracer   trace.Tracer // nil: no spans
@@ -204,8 +205,8 @@ func New(ctx context.Context, js jetstream.JetStream, store Store, name string, 
 	prefix := store.SubjectPrefix()
 	h := &Handler{
 		name: name, fn: handler, opts: opts, log: opts.Logger.With("handler", name),
-		store: store,
-		done:  make(chan struct{}), stopped: make(chan struct{}),
+		store: store, nc: js.Conn(),
+		done: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	if len(opts.EventTypes) > 0 {
 		h.handles = make(map[string]bool, len(opts.EventTypes))
@@ -472,8 +473,13 @@ func (h *Handler) Stop(ctx context.Context) error {
 	h.stopOnce.Do(func() {
 		h.stopping.Store(true)
 		close(h.stopped)
+		connected := h.nc.IsConnected()
 		for _, cc := range h.consumes {
-			cc.Drain()
+			if connected {
+				cc.Drain()
+			} else {
+				cc.Stop() // a drain would wait 10 s for the server's answer to its flush
+			}
 		}
 		go func() {
 			for _, cc := range h.consumes {
