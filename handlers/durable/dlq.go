@@ -187,12 +187,14 @@ func advisorySubjects(stream, consumer string) []string {
 func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (jetstream.Stream, error) {
 	st, err := js.Stream(ctx, want.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		st, err = js.CreateStream(ctx, want)
-		if err == nil {
+		var createErr error
+		if st, createErr = js.CreateStream(ctx, want); createErr == nil {
 			return st, nil
 		}
 		// Another process may have created it in the meantime.
-		st, err = js.Stream(ctx, want.Name)
+		if st, err = js.Stream(ctx, want.Name); errors.Is(err, jetstream.ErrStreamNotFound) {
+			err = createErr // the reason it is not there
+		}
 	}
 	if err != nil {
 		return nil, platform.Errorf(platform.CodeStoreUnavailable, "create or look up stream %s: %w", want.Name, err)

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,18 +164,22 @@ const priorityGroup = "lexigram"
 
 // Handler is a running durable handler.
 type Handler struct {
-	name     string
-	fn       func(ctx context.Context, event platform.Envelope) error
-	opts     Options
-	log      *slog.Logger
-	store    Store
-	handles  map[string]bool // nil: every type
-	dlq      *DLQ
-	nc       *nats.Conn
-	cons     jetstream.Consumer
-	m        *handlerMetrics
-	tracer   trace.Tracer // nil: no spans
-	spanName string
+	name    string
+	fn      func(ctx context.Context, event platform.Envelope) error
+	opts    Options
+	log     *slog.Logger
+	store   Store
+	handles map[string]bool // nil: every type
+	// On servers before 2.10, which take one filter subject: the
+	// aggregate types and advisory subjects the consumers' filters could
+	// not name (nil: the filters did).
+	aggregates, advisories map[string]bool
+	dlq                    *DLQ
+	nc                     *nats.Conn
+	cons                   jetstream.Consumer
+	m                      *handlerMetrics
+	tracer                 trace.Tracer // nil: no spans
+	spanName               string
 
 	ctx    context.Context // handler calls; cancelled when Stop gives up
 	cancel context.CancelFunc
@@ -243,10 +248,20 @@ func New(ctx context.Context, js jetstream.JetStream, store Store, name string, 
 	if opts.Start.policy == jetstream.DeliverByStartSequencePolicy {
 		cfg.OptStartSeq = opts.Start.after + 1
 	}
-	if len(filters) == 1 {
+	// Servers before 2.10 take one filter subject: they get the whole
+	// store, and the handler acks the other aggregate types unhandled.
+	multiFilter := lxjs.ServerAtLeast(js.Conn().ConnectedServerVersion(), 2, 10)
+	switch {
+	case len(filters) == 1:
 		cfg.FilterSubject = filters[0]
-	} else {
+	case multiFilter:
 		cfg.FilterSubjects = filters
+	default:
+		cfg.FilterSubject = prefix + ".>"
+		h.aggregates = make(map[string]bool, len(opts.AggregateTypes))
+		for _, t := range opts.AggregateTypes {
+			h.aggregates[t] = true
+		}
 	}
 	if opts.Exclusive {
 		cfg.PriorityPolicy = jetstream.PriorityPolicyPinned
@@ -272,14 +287,24 @@ func New(ctx context.Context, js jetstream.JetStream, store Store, name string, 
 	if err != nil {
 		return nil, platform.Errorf(platform.CodeStoreUnavailable, "durable handler %s: look up stream %s: %w", name, h.dlq.advName, err)
 	}
-	advCons, err := ensureConsumer(ctx, adv, jetstream.ConsumerConfig{
-		Durable:        name,
-		Description:    "lexigram DLQ safety net for durable handler " + name,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-		FilterSubjects: slices.Concat(advisorySubjects(store.StreamName(), name), advisorySubjects(h.dlq.opts.Stream, name)),
-		MaxDeliver:     -1,
-	}, h.log)
+	advCfg := jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "lexigram DLQ safety net for durable handler " + name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		MaxDeliver:    -1,
+	}
+	if advisories := slices.Concat(advisorySubjects(store.StreamName(), name), advisorySubjects(h.dlq.opts.Stream, name)); multiFilter {
+		advCfg.FilterSubjects = advisories
+	} else {
+		// No filter: 2.9 takes only one that is within one of the
+		// stream's subjects, and the four are within two.
+		h.advisories = make(map[string]bool, len(advisories))
+		for _, a := range advisories {
+			h.advisories[a] = true
+		}
+	}
+	advCons, err := ensureConsumer(ctx, adv, advCfg, h.log)
 	if err != nil {
 		return nil, err
 	}
@@ -431,11 +456,14 @@ func ensureConsumer(ctx context.Context, s jetstream.Stream, want jetstream.Cons
 	stream := s.CachedInfo().Config.Name
 	c, err := s.Consumer(ctx, want.Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		if c, err = s.CreateConsumer(ctx, want); err == nil {
+		var createErr error
+		if c, createErr = s.CreateConsumer(ctx, want); createErr == nil {
 			return c, nil
 		}
 		// Another process may have created it with other settings.
-		c, err = s.Consumer(ctx, want.Durable)
+		if c, err = s.Consumer(ctx, want.Durable); errors.Is(err, jetstream.ErrConsumerNotFound) {
+			err = createErr // the reason it is not there
+		}
 	}
 	if err != nil {
 		return nil, platform.Errorf(platform.CodeStoreUnavailable, "consumer %s on stream %s: %w", want.Durable, stream, err)
@@ -520,6 +548,10 @@ func (h *Handler) onEvent(msg jetstream.Msg) {
 		_ = msg.Nak()
 		return
 	}
+	if h.aggregates != nil && !h.aggregates[aggregateTypeOf(msg.Subject(), h.store.SubjectPrefix())] {
+		_ = msg.Ack()
+		return
+	}
 	md, err := msg.Metadata()
 	if err != nil {
 		h.log.Error("durable handler: a message without JetStream metadata", "subject", msg.Subject(), "err", err)
@@ -552,6 +584,10 @@ func (h *Handler) onReplay(msg jetstream.Msg) {
 }
 
 func (h *Handler) onAdvisory(msg jetstream.Msg) {
+	if h.advisories != nil && !h.advisories[msg.Subject()] {
+		_ = msg.Ack() // another handler's: unfiltered before 2.10
+		return
+	}
 	err := h.dlq.recordAdvisory(h.ctx, msg.Subject(), msg.Data(), h.name)
 	if IsPermanent(err) {
 		h.log.Error("durable handler: an unreadable advisory; dropping it", "subject", msg.Subject(), "err", err)
@@ -564,6 +600,16 @@ func (h *Handler) onAdvisory(msg jetstream.Msg) {
 		return
 	}
 	_ = msg.Ack()
+}
+
+// aggregateTypeOf is the aggregate type of an event's subject,
+// <prefix>.<type>.<id>.
+func aggregateTypeOf(subject, prefix string) string {
+	rest := strings.TrimPrefix(subject, prefix+".")
+	if i := strings.IndexByte(rest, '.'); i >= 0 {
+		return rest[:i]
+	}
+	return rest
 }
 
 // dispatch hands the delivery to its worker: by subject with per-aggregate
