@@ -9,9 +9,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
 )
 
@@ -83,6 +85,9 @@ type Outbound struct {
 	dl    *deadLetters
 	m     *bridgeMetrics
 	types map[string]bool
+	// filters are the filter subjects a server before 2.10 could not
+	// take, matched here instead; nil where the server applies them.
+	filters []string
 
 	nc      *nats.Conn
 	cons    jetstream.Consumer
@@ -205,12 +210,27 @@ func (o *Outbound) consumerConfig() jetstream.ConsumerConfig {
 	if o.opts.FromNow {
 		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
 	}
-	if len(filters) == 1 {
+	switch {
+	case len(filters) == 1:
 		cfg.FilterSubject = filters[0]
-	} else {
+	case lxjs.ServerAtLeast(o.nc.ConnectedServerVersion(), 2, 10):
 		cfg.FilterSubjects = filters
+	default:
+		// Servers before 2.10 take one filter subject, and only one
+		// within the stream's subjects: the consumer takes the whole
+		// stream, and onMessage acks the other subjects unsent.
+		o.filters = filters
 	}
 	return cfg
+}
+
+// wanted reports whether a subject is one the consumer's filters would
+// have taken (always, where the server applied them).
+func (o *Outbound) wanted(subject string) bool {
+	if o.filters == nil {
+		return true
+	}
+	return slices.ContainsFunc(o.filters, func(f string) bool { return server.SubjectMatchesFilter(subject, f) })
 }
 
 // ensureConsumer creates the consumer or updates it; an existing one keeps
@@ -314,7 +334,7 @@ func (o *Outbound) takeStragglers(ctx context.Context) {
 
 // onMessage runs on nats.go's goroutine: it only queues the message.
 func (o *Outbound) onMessage(msg jetstream.Msg) {
-	if o.types != nil && !o.types[msg.Headers().Get(lxType)] {
+	if !o.wanted(msg.Subject()) || o.types != nil && !o.types[msg.Headers().Get(lxType)] {
 		_ = msg.Ack()
 		o.m.skip()
 		return
