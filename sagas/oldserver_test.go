@@ -3,16 +3,15 @@ package sagas_test
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
 	"github.com/lexigram/events/embedded/embeddedtest"
+	"github.com/lexigram/events/internal/oldnats"
 	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
 	"github.com/lexigram/events/sagas"
@@ -22,20 +21,9 @@ import (
 // 2.9.10 on 127.0.0.1:4222 is one), saga types whose waits have deadlines
 // are refused with an error that says why and what to do; the rest run.
 func TestSagaOnAnOlderServer(t *testing.T) {
-	url := os.Getenv("LEXIGRAM_OLD_NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
-	nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI needs the older NATS server at %s: %v", url, err)
-		}
-		t.Skipf("no older NATS server at %s (set LEXIGRAM_OLD_NATS_URL): %v", url, err)
-	}
-	t.Cleanup(nc.Close)
+	nc := oldnats.Conn(t)
 	if lxjs.ServerAtLeast(nc.ConnectedServerVersion(), 2, 12) {
-		t.Skipf("the server at %s is %s, which has message schedules", url, nc.ConnectedServerVersion())
+		t.Skipf("the server at %s is %s, which has message schedules", oldnats.URL(), nc.ConnectedServerVersion())
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

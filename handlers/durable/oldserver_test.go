@@ -2,18 +2,17 @@ package durable_test
 
 import (
 	"context"
-	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
 	"github.com/lexigram/events/embedded/embeddedtest"
 	"github.com/lexigram/events/handlers/durable"
+	"github.com/lexigram/events/internal/oldnats"
 	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/platform"
 )
@@ -23,20 +22,9 @@ import (
 // types starts (its advisory consumer names four subjects) and handles
 // those two types only.
 func TestHandlerOnAnOlderServer(t *testing.T) {
-	url := os.Getenv("LEXIGRAM_OLD_NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
-	nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI needs the older NATS server at %s: %v", url, err)
-		}
-		t.Skipf("no older NATS server at %s (set LEXIGRAM_OLD_NATS_URL): %v", url, err)
-	}
-	t.Cleanup(nc.Close)
+	nc := oldnats.Conn(t)
 	if lxjs.ServerAtLeast(nc.ConnectedServerVersion(), 2, 10) {
-		t.Skipf("the server at %s is %s, which takes several filter subjects", url, nc.ConnectedServerVersion())
+		t.Skipf("the server at %s is %s, which takes several filter subjects", oldnats.URL(), nc.ConnectedServerVersion())
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

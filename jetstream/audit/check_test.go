@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/lexigram/events/embedded"
 	"github.com/lexigram/events/embedded/embeddedtest"
+	"github.com/lexigram/events/internal/oldnats"
 	lxjs "github.com/lexigram/events/jetstream"
 	"github.com/lexigram/events/jetstream/audit"
 	"github.com/lexigram/events/platform"
@@ -388,18 +388,7 @@ func TestCheckWhileAppending(t *testing.T) {
 // Debian 2.9.10 on 127.0.0.1:4222, or LEXIGRAM_OLD_NATS_URL): the store
 // appends single events there, and the check reads them the same way.
 func TestOlderServer(t *testing.T) {
-	url := os.Getenv("LEXIGRAM_OLD_NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
-	nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI needs the older NATS server at %s: %v", url, err)
-		}
-		t.Skipf("no older NATS server at %s (set LEXIGRAM_OLD_NATS_URL): %v", url, err)
-	}
-	t.Cleanup(nc.Close)
+	nc := oldnats.Conn(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
